@@ -1,0 +1,32 @@
+"""The device mesh: one ``data`` axis over all devices of all hosts (pure data parallelism).
+
+Parameters and optimizer state are replicated; batches are split along their first axis. The same
+code runs on 1 CPU, 8 GPUs, a TPU slice or several hosts (after ``jax.distributed.initialize``).
+"""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+def make_mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P("data"))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, option: str) -> None:
+    devices = mesh.devices.size
+    if batch_size % devices:
+        raise ValueError(f"{option}={batch_size} must be divisible by the number of devices ({devices})")
+
+
+def put_batch(host_batch: np.ndarray, mesh: Mesh) -> jax.Array:
+    """This host's part of the global batch -> a global array sharded along ``data``."""
+    return jax.make_array_from_process_local_data(batch_sharded(mesh), host_batch)
