@@ -30,3 +30,10 @@ def check_batch_size(batch_size: int, mesh: Mesh, option: str) -> None:
 def put_batch(host_batch: np.ndarray, mesh: Mesh) -> jax.Array:
     """This host's part of the global batch -> a global array sharded along ``data``."""
     return jax.make_array_from_process_local_data(batch_sharded(mesh), host_batch)
+
+
+def jit_train_step(step_fn, mesh: Mesh):
+    """``step_fn(state, batch) -> (state, metrics)`` compiled over the mesh: state replicated and
+    donated (updated in place), batch split along ``data``."""
+    return jax.jit(step_fn, in_shardings=(replicated(mesh), batch_sharded(mesh)),
+                   out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
