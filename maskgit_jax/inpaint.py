@@ -1,0 +1,254 @@
+"""Inpainting, outpainting and generation with a VQGAN tokenizer and a MaskGIT transformer.
+
+Pipeline per batch (PRODUCT.md §6), all inside one jitted function:
+holes filled gray -> normalise -> VQ-encode -> token ids; tokens with any missing pixel -> [MASK];
+iterative decoding (``decoding.decode``) -> VQ-decode -> de-normalise -> composite with the input.
+
+The modules and ``InpaintConfig`` are static arguments of the jitted core and the parameters, images
+and keys are traced arguments, so new parameters or new images of the same shape reuse the compiled
+function. ``inpaint_batched`` runs a whole data set in fixed-size batches with per-example keys, so its
+output does not depend on the batch size.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskgit_jax import decoding, masking
+from maskgit_jax.data import normalize
+
+COMPOSITES = ("none", "paste", "blend")
+MODES = ("inpaint", "generate", "outpaint")
+
+
+@dataclasses.dataclass(frozen=True)
+class InpaintConfig:
+    """Static inpainting options (hashable: part of the jit cache key).
+
+    decode: the iterative decoding options; ``decode.num_codes`` must be the VQGAN's codebook size.
+    mean, std: per-channel normalisation of the input pixels (x / 255 - mean) / std.
+    out_mean, out_std: de-normalisation of the decoded images; None = same as mean / std (the lab
+      de-normalises its outputs with other statistics than it normalises its inputs).
+    dilate: extra tokens (Chebyshev distance, in tokens) marked unknown around each unknown token.
+    composite: 'none' = the whole decoded image (the lab's protocol); 'paste' = known pixels copied
+      from the input; 'blend' = 'paste' with a linear ramp ``blend_width`` pixels wide on the known
+      side of each hole border.
+    hole_gray: the value the missing pixels are filled with before encoding (the lab uses gray).
+    blend_width: width in pixels of the ramp of 'blend'.
+    """
+    decode: decoding.DecodeConfig
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    out_mean: Optional[tuple[float, ...]] = None
+    out_std: Optional[tuple[float, ...]] = None
+    dilate: int = 0
+    composite: str = "paste"
+    hole_gray: int = 128
+    blend_width: int = 3
+
+    def __post_init__(self):
+        # Lists would make the config unhashable (and so unusable as a jit static argument).
+        for name in ("mean", "std", "out_mean", "out_std"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+        if self.composite not in COMPOSITES:
+            raise ValueError(f"composite must be one of {COMPOSITES}, got {self.composite!r}")
+        if self.dilate < 0:
+            raise ValueError(f"dilate must be >= 0, got {self.dilate}")
+        if not 0 <= self.hole_gray <= 255:
+            raise ValueError(f"hole_gray must be in [0, 255], got {self.hole_gray}")
+        if self.blend_width < 1:
+            raise ValueError(f"blend_width must be >= 1, got {self.blend_width}")
+
+    @property
+    def output_mean(self) -> tuple[float, ...]:
+        return self.mean if self.out_mean is None else self.out_mean
+
+    @property
+    def output_std(self) -> tuple[float, ...]:
+        return self.std if self.out_std is None else self.out_std
+
+
+@dataclasses.dataclass
+class InpaintResult:
+    """NumPy outputs of ``inpaint``; S = decoding steps, L = tokens.
+
+    images (B,H,W,3) uint8: the composited output.  decoded (B,H,W,3) uint8: the raw VQ-decoded image.
+    unknown_tokens (B,L) bool: the tokens that were [MASK].  ids (B,L) int32: the final tokens.
+    step_masks (S,B,L) bool: still-masked tokens after each step (only with return_history).
+    step_images (S,B,H,W,3) uint8: the decoded full prediction of each step (only with return_history).
+    """
+    images: np.ndarray
+    decoded: np.ndarray
+    unknown_tokens: np.ndarray
+    ids: np.ndarray
+    step_masks: Optional[np.ndarray] = None
+    step_images: Optional[np.ndarray] = None
+
+
+def masks_for_mode(mode: str, known_BxHxW: np.ndarray) -> np.ndarray:
+    """The known-pixel mask (B,H,W) bool to use for ``mode``.
+
+    'inpaint': the mask unchanged.  'generate': nothing known, the whole image is generated.
+    'outpaint': the inverse: pixels given as known are generated, pixels given as missing are kept
+      (e.g. pass a centre box of False to keep the centre and generate the surroundings).
+    """
+    known_BxHxW = np.asarray(known_BxHxW, bool)
+    if mode == "inpaint":
+        return known_BxHxW
+    if mode == "generate":
+        return np.zeros_like(known_BxHxW)
+    if mode == "outpaint":
+        return ~known_BxHxW
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _decoded_weight(known_BxHxW: jnp.ndarray, cfg: InpaintConfig) -> jnp.ndarray:
+    """Per-pixel weight (B,H,W) float32 of the decoded image in the composite (1 - weight: the input).
+
+    'blend': 1 on missing pixels, then (w + 1 - d) / (w + 1) at Chebyshev distance d <= w from the
+    nearest missing pixel, 0 further out: the sum over k = 0..w of "within k pixels of a hole", / (w + 1).
+    """
+    missing_BxHxW = (~known_BxHxW).astype(jnp.float32)
+    if cfg.composite == "none":
+        return jnp.ones_like(missing_BxHxW)
+    if cfg.composite == "paste":
+        return missing_BxHxW
+    grown_BxHxW, total_BxHxW = missing_BxHxW, missing_BxHxW
+    for _ in range(cfg.blend_width):
+        grown_BxHxW = jax.lax.reduce_window(grown_BxHxW, 0.0, jax.lax.max, (1, 3, 3), (1, 1, 1),
+                                            "SAME")
+        total_BxHxW = total_BxHxW + grown_BxHxW
+    return total_BxHxW / (cfg.blend_width + 1)
+
+
+def _composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -> jnp.ndarray:
+    """uint8 composite; exact copies where the weight is 0 or 1 (integers are exact in float32)."""
+    w_BxHxWx1 = _decoded_weight(known_BxHxW, cfg)[..., None]
+    decoded, given = decoded_BxHxWx3.astype(jnp.float32), input_BxHxWx3.astype(jnp.float32)
+    mixed = w_BxHxWx1 * decoded + (1 - w_BxHxWx1) * given
+    return jnp.clip(jnp.round(mixed), 0, 255).astype(jnp.uint8)
+
+
+def _decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
+    """Token ids (N,L) -> de-normalised uint8 images (N,H,W,3)."""
+    grid = vqgan.latent_resolution
+    images = vqgan.apply(vq_vars, ids_NxL.reshape(-1, grid, grid), method=vqgan.decode_indices)
+    return normalize.denormalize(images, cfg.output_mean, cfg.output_std)
+
+
+@functools.partial(jax.jit, static_argnames=("vqgan", "transformer", "cfg", "return_history"))
+def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_BxHxW, rng,
+                  cfg: InpaintConfig, return_history: bool) -> dict[str, jnp.ndarray]:
+    """The jitted pipeline on hole-filled uint8 images; returns the fields of ``InpaintResult``."""
+    x = normalize.normalize(filled_BxHxWx3, cfg.mean, cfg.std)
+    _, idx_Bxhxw, _ = vqgan.apply(vq_vars, x, method=vqgan.encode)
+    batch = idx_Bxhxw.shape[0]
+    unknown_BxL = masking.pixel_to_token_unknown(known_BxHxW, vqgan.latent_resolution, cfg.dilate)
+    ids_BxL = jnp.where(unknown_BxL, cfg.decode.mask_id, idx_Bxhxw.reshape(batch, -1))
+
+    tokens_to_logits = lambda ids: transformer.apply({"params": tr_params}, ids)
+    state = decoding.decode(ids_BxL, rng, tokens_to_logits, cfg.decode, return_history)
+    decoded = _decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
+    out = dict(images=_composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,
+               unknown_tokens=unknown_BxL, ids=state.ids_BxL)
+    if return_history:
+        steps = state.history_ids_SxBxL.shape[0]
+        out["step_masks"] = state.history_ids_SxBxL == cfg.decode.mask_id
+        # All S*B predictions through the VQ decoder at once.
+        predictions_NxL = state.history_prediction_SxBxL.reshape(steps * batch, -1)
+        step_images = _decode_images(vqgan, vq_vars, predictions_NxL, cfg)
+        out["step_images"] = step_images.reshape((steps, batch) + step_images.shape[1:])
+    return out
+
+
+def _as_variables(params_or_variables: Any) -> Any:
+    """Accept both ``vqgan.init(...)`` output ({'params': ...}) and the bare params tree."""
+    if hasattr(params_or_variables, "keys") and set(params_or_variables.keys()) == {"params"}:
+        return params_or_variables
+    return {"params": params_or_variables}
+
+
+def _check_inputs(vqgan, transformer, images_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -> None:
+    """One-line errors for mismatched models, config or input shapes (instead of deep JAX errors)."""
+    size = vqgan.img_resolution
+    if images_BxHxWx3.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {images_BxHxWx3.dtype}")
+    if images_BxHxWx3.ndim != 4 or images_BxHxWx3.shape[1:] != (size, size, 3):
+        raise ValueError(f"images must have shape (B, {size}, {size}, 3), "
+                         f"got {images_BxHxWx3.shape}")
+    if known_BxHxW.shape != images_BxHxWx3.shape[:3]:
+        raise ValueError(f"known mask shape {known_BxHxW.shape} does not match images "
+                         f"{images_BxHxWx3.shape}")
+    if not cfg.decode.num_codes == vqgan.num_codes == transformer.num_codes:
+        raise ValueError(f"codebook sizes differ: decode config {cfg.decode.num_codes}, "
+                         f"VQGAN {vqgan.num_codes}, transformer {transformer.num_codes}")
+    if transformer.seq_len != vqgan.latent_resolution ** 2:
+        raise ValueError(f"transformer seq_len {transformer.seq_len} != VQGAN tokens "
+                         f"{vqgan.latent_resolution}^2")
+
+
+def _dispatch(vqgan, vq_params, transformer, tr_params, images_BxHxWx3, known_BxHxW,
+              cfg: InpaintConfig, rng: jax.Array, return_history: bool) -> dict[str, jax.Array]:
+    """Checks the inputs, fills the holes and starts the jitted core (asynchronously, device arrays)."""
+    images = np.asarray(images_BxHxWx3)
+    known = np.asarray(known_BxHxW, bool)
+    _check_inputs(vqgan, transformer, images, known, cfg)
+    filled = normalize.fill_holes(images, known, cfg.hole_gray)
+    return _inpaint_core(vqgan, _as_variables(vq_params), transformer, tr_params, filled, known, rng,
+                         cfg=cfg, return_history=return_history)
+
+
+def inpaint(vqgan, vq_params, transformer, tr_params, images_uint8_BxHxWx3, known_BxHxW,
+            cfg: InpaintConfig, rng: jax.Array, return_history: bool = False) -> InpaintResult:
+    """Fills the missing pixels (``known_BxHxW`` False) of a batch; see the module docstring.
+
+    vq_params: the VQGAN's params tree (or its variables {'params': ...}); tr_params: the transformer's.
+    rng: one key, split over the batch, or one key per example (B,) (results then do not depend on
+    what else is in the batch).
+    """
+    out = _dispatch(vqgan, vq_params, transformer, tr_params, images_uint8_BxHxWx3, known_BxHxW, cfg,
+                    rng, return_history)
+    return InpaintResult(**jax.device_get(out))
+
+
+def _concat_batches(outs: list[dict[str, np.ndarray]], count: int) -> InpaintResult:
+    """Batch outputs joined along the batch axis (axis 1 for the per-step fields), cut to ``count``."""
+    fields = {}
+    for name in outs[0]:
+        if name.startswith("step_"):
+            fields[name] = np.concatenate([o[name] for o in outs], axis=1)[:, :count]
+        else:
+            fields[name] = np.concatenate([o[name] for o in outs], axis=0)[:count]
+    return InpaintResult(**fields)
+
+
+def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxWx3, known_NxHxW,
+                    cfg: InpaintConfig, rng: jax.Array, batch_size: int,
+                    return_history: bool = False) -> InpaintResult:
+    """``inpaint`` over a data set of N images in batches of ``batch_size``.
+
+    The last batch is padded to full size (one compilation for the whole run). Example i decodes with
+    key ``jax.random.fold_in(rng, i)``, so the tokens are the same for any batch size.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    images = np.asarray(images_uint8_NxHxWx3)
+    known = np.asarray(known_NxHxW, bool)
+    count = images.shape[0]
+    if count == 0 or known.shape[0] != count:
+        raise ValueError(f"inpaint_batched: {count} images and {known.shape[0]} masks")
+    padded = -(-count // batch_size) * batch_size
+    take = np.minimum(np.arange(padded), count - 1)  # pad by repeating the last example
+    images, known = images[take], known[take]
+    keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(padded))
+    # Dispatch every batch before fetching any, so the device never waits for the host.
+    outs = [_dispatch(vqgan, vq_params, transformer, tr_params, images[i:i + batch_size],
+                      known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history)
+            for i in range(0, padded, batch_size)]
+    return _concat_batches(jax.device_get(outs), count)
