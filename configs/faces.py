@@ -89,16 +89,16 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
 def _small(c):
     """A few minutes per stage on a 2-core CPU: 8x8 tokens of 8x8 pixels, a narrow transformer."""
     c.data.num_train = 8000
-    c.vqgan.update(enc_channels=(16, 32, 64, 64), dec_channels=(32, 64, 64), enc_num_res_blocks=1,
+    c.vqgan.update(enc_channels=(16, 16, 32, 64), dec_channels=(16, 32, 64), enc_num_res_blocks=1,
                    dec_num_res_blocks=1, enc_downsample_levels=(0, 1, 2),
                    dec_upsample_levels=(0, 1, 2), attn_resolutions=(), mid_attention=False,
                    latent_dim=32, num_codes=256)
-    c.tokenizer.update(steps=400, batch_size=32, lr=2e-3, warmup_steps=20, disc_weight=0.0,
+    c.tokenizer.update(steps=500, batch_size=32, lr=2e-3, warmup_steps=20, disc_weight=0.0,
                        restart_dead_codes_every=50)
     c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=256, dropout=0.1, ln_eps=1e-6)
-    c.transformer.update(steps=800, batch_size=64, lr=2e-3, warmup_steps=50, weight_decay=0.01,
+    c.transformer.update(steps=1000, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=0.01,
                          label_smoothing=0.0)
-    c.log_every, c.checkpoint_every, c.sample_every = 20, 200, 400
+    c.log_every, c.checkpoint_every, c.sample_every = 25, 250, 500
 
 
 def _tiny(c):

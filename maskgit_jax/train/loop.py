@@ -37,6 +37,7 @@ def run(*, stage: str, state, train_step: Callable, batches: Iterable, start_ste
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if not math.isfinite(metrics["loss"]):
             bar.close()
+            checkpoints.wait_until_finished()  # the last good checkpoint is complete on disk
             raise NonFiniteLossError(
                 f"{stage}: loss is {metrics['loss']} at step {step}; the last good checkpoint "
                 f"(step {checkpoints.latest_step()}) in {checkpoints.directory} is kept")

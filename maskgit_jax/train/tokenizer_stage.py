@@ -85,7 +85,7 @@ def train_step(state: TokenizerState, images_uint8, *, model: vq_lib.VQGAN,
     (loss, (metrics, recon, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads))
+    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads))
 
     disc_params, disc_opt_state = state.disc_params, state.disc_opt_state
     if opts.disc_weight > 0:

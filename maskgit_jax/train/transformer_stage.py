@@ -81,6 +81,6 @@ def train_step(state: TransformerState, tokens_BxL, *, model: BidirectionalTrans
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = optim.ema_update(state.ema_params, params, opts.ema_decay) if opts.ema_decay else None
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads))
+    metrics.update(loss=loss, grad_norm=optax.tree.norm(grads))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                          ema_params=ema), metrics

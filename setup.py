@@ -1,0 +1,31 @@
+"""maskgit_jax: MaskGIT (VQGAN tokenizer + bidirectional transformer) for image inpainting in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="maskgit_jax",
+    version="0.1.0",
+    description="MaskGIT for image inpainting in JAX/Flax: train, decode on device, measure.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["maskgit_jax", "maskgit_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.6",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "ml_collections>=1.0",
+        "numpy>=1.26",
+        "pillow>=10",
+        "absl-py",
+        "tqdm",
+        "tensorboardX>=2.6",   # TensorBoard event files without TensorFlow
+    ],
+    extras_require={
+        "tests": ["pytest>=8", "scipy"],
+        "tfds": ["tensorflow-datasets"],   # its data sources need no TensorFlow
+        "cuda12": ["jax[cuda12]"],
+        "tpu": ["jax[tpu]"],
+    },
+)
