@@ -23,7 +23,7 @@ setup(
         "tensorboardX>=2.6",   # TensorBoard event files without TensorFlow
     ],
     extras_require={
-        "tests": ["pytest>=8", "scipy"],
+        "tests": ["pytest>=8", "pytest-xdist", "scipy"],
         "tfds": ["tensorflow-datasets"],   # its data sources need no TensorFlow
         "cuda12": ["jax[cuda12]"],
         "tpu": ["jax[tpu]"],

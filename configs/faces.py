@@ -95,9 +95,9 @@ def _small(c):
                    latent_dim=32, num_codes=256)
     c.tokenizer.update(steps=500, batch_size=32, lr=2e-3, warmup_steps=20, disc_weight=0.0,
                        restart_dead_codes_every=50)
-    c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=256, dropout=0.1, ln_eps=1e-6)
+    c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=256, dropout=0.0, ln_eps=1e-6)
     c.transformer.update(steps=1000, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=0.01,
-                         label_smoothing=0.0)
+                         label_smoothing=0.0, blob_prob=0.5)
     c.log_every, c.checkpoint_every, c.sample_every = 25, 250, 500
 
 

@@ -174,9 +174,9 @@ def test_lab_layer_lists_match_product_tables():
 def test_num_groups_rule():
     assert V.num_groups_for(512) == 32
     assert V.num_groups_for(128) == 32
-    assert V.num_groups_for(16) == 16
-    assert V.num_groups_for(48) == 24
-    assert V.num_groups_for(3) == 3
+    assert V.num_groups_for(16) == 4
+    assert V.num_groups_for(48) == 12
+    assert V.num_groups_for(3) == 1
 
 
 # ----------------------------------------------------------------------------------------------

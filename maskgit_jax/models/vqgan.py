@@ -64,11 +64,12 @@ __all__ = [
 
 
 def num_groups_for(channels: int, max_groups: int = 32) -> int:
-    """Largest divisor of ``channels`` that is <= ``max_groups`` (32 for every lab layer).
+    """Largest divisor of ``channels`` that is <= ``max_groups`` and leaves >= 4 channels a group.
 
-    The lab always has multiples of 32; this only matters for small test/demo configs.
+    32 for every lab layer (128 to 512 channels). Narrow CPU configs get fewer groups: with one
+    channel a group, GroupNorm would remove each channel's spatial mean, i.e. the image's colours.
     """
-    for g in range(min(max_groups, channels), 0, -1):
+    for g in range(min(max_groups, max(channels // 4, 1)), 0, -1):
         if channels % g == 0:
             return g
     return 1
