@@ -21,119 +21,119 @@ TokensToLogits = Callable[[jnp.ndarray], jnp.ndarray]  # ids_BxL -> logits_BxLxV
 
 @dataclasses.dataclass(frozen=True)
 class DecodeConfig:
-  """Static decoding options (hashable, so a jit cache key).
+    """Static decoding options (hashable, so a jit cache key).
 
-  num_codes: K; id K is [MASK] and is never predicted.
-  total_iter: T, the number of steps the schedule is spread over.
-  schedule: name of the mask schedule (see ``schedules.names()``).
-  sweet_spot: stop after this many steps (<= T); tokens still masked then take their current best
-    prediction. None runs all T steps.
-  choice_temperature: scale of the Gumbel noise added to confidences, annealed by (1 - (t+1)/T).
-  sample_temperature: 0 picks the argmax token; > 0 samples from softmax(logits / temperature).
-  confidence: 'prob' (probability of the picked token) or 'logprob'.
-  """
-  num_codes: int
-  total_iter: int = 8
-  schedule: str = "cosine"
-  sweet_spot: Optional[int] = None
-  choice_temperature: float = 4.5
-  sample_temperature: float = 0.0
-  confidence: str = "prob"
+    num_codes: K; id K is [MASK] and is never predicted.
+    total_iter: T, the number of steps the schedule is spread over.
+    schedule: name of the mask schedule (see ``schedules.names()``).
+    sweet_spot: stop after this many steps (<= T); tokens still masked then take their current best
+      prediction. None runs all T steps.
+    choice_temperature: scale of the Gumbel noise added to confidences, annealed by (1 - (t+1)/T).
+    sample_temperature: 0 picks the argmax token; > 0 samples from softmax(logits / temperature).
+    confidence: 'prob' (probability of the picked token) or 'logprob'.
+    """
+    num_codes: int
+    total_iter: int = 8
+    schedule: str = "cosine"
+    sweet_spot: Optional[int] = None
+    choice_temperature: float = 4.5
+    sample_temperature: float = 0.0
+    confidence: str = "prob"
 
-  def __post_init__(self):
-    schedules.get(self.schedule)  # fails early with the list of valid names
-    if self.total_iter < 1:
-      raise ValueError(f"total_iter must be >= 1, got {self.total_iter}")
-    if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.total_iter:
-      raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
-    if self.confidence not in ("prob", "logprob"):
-      raise ValueError(f"confidence must be 'prob' or 'logprob', got {self.confidence!r}")
+    def __post_init__(self):
+        schedules.get(self.schedule)  # fails early with the list of valid names
+        if self.total_iter < 1:
+            raise ValueError(f"total_iter must be >= 1, got {self.total_iter}")
+        if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.total_iter:
+            raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
+        if self.confidence not in ("prob", "logprob"):
+            raise ValueError(f"confidence must be 'prob' or 'logprob', got {self.confidence!r}")
 
-  @property
-  def mask_id(self) -> int:
-    return self.num_codes
+    @property
+    def mask_id(self) -> int:
+        return self.num_codes
 
-  @property
-  def num_steps(self) -> int:
-    return self.sweet_spot or self.total_iter
+    @property
+    def num_steps(self) -> int:
+        return self.sweet_spot or self.total_iter
 
 
 @flax.struct.dataclass
 class DecodeState:
-  """Loop carry. ``history_*`` have a leading steps axis, or length 0 when no history is kept."""
-  ids_BxL: jnp.ndarray          # current ids; still-unknown positions hold [MASK]
-  prediction_BxL: jnp.ndarray   # the last step's pick at every position
-  history_ids_SxBxL: jnp.ndarray
-  history_prediction_SxBxL: jnp.ndarray
+    """Loop carry. ``history_*`` have a leading steps axis, or length 0 when no history is kept."""
+    ids_BxL: jnp.ndarray          # current ids; still-unknown positions hold [MASK]
+    prediction_BxL: jnp.ndarray   # the last step's pick at every position
+    history_ids_SxBxL: jnp.ndarray
+    history_prediction_SxBxL: jnp.ndarray
 
 
 def num_masked_after_step(t, cfg: DecodeConfig, unknown0_B, masked_now_B):
-  """Tokens left masked after step t: floor(gamma((t+1)/T) * unknown0), revealing >= 1 per step, 0 at the end."""
-  ratio = (t + 1) / cfg.total_iter
-  target_B = jnp.floor(schedules.gamma(cfg.schedule, ratio, unknown0_B) * unknown0_B).astype(jnp.int32)
-  target_B = jnp.clip(target_B, 0, jnp.maximum(masked_now_B - 1, 0))
-  return jnp.where(t == cfg.total_iter - 1, 0, target_B)
+    """Tokens left masked after step t: floor(gamma((t+1)/T) * unknown0), revealing >= 1 per step, 0 at the end."""
+    ratio = (t + 1) / cfg.total_iter
+    target_B = jnp.floor(schedules.gamma(cfg.schedule, ratio, unknown0_B) * unknown0_B).astype(jnp.int32)
+    target_B = jnp.clip(target_B, 0, jnp.maximum(masked_now_B - 1, 0))
+    return jnp.where(t == cfg.total_iter - 1, 0, target_B)
 
 
 def _pick_tokens(logits_BxLxK, rng_B, cfg: DecodeConfig):
-  """(token, confidence) per position."""
-  logp_BxLxK = jax.nn.log_softmax(logits_BxLxK, axis=-1)
-  if cfg.sample_temperature > 0:
-    sample = lambda key, logits: jax.random.categorical(key, logits / cfg.sample_temperature, axis=-1)
-    tokens_BxL = jax.vmap(sample)(rng_B, logits_BxLxK)
-  else:
-    tokens_BxL = jnp.argmax(logits_BxLxK, axis=-1)
-  logp_BxL = jnp.take_along_axis(logp_BxLxK, tokens_BxL[..., None], axis=-1)[..., 0]
-  conf_BxL = jnp.exp(logp_BxL) if cfg.confidence == "prob" else logp_BxL
-  return tokens_BxL.astype(jnp.int32), conf_BxL
+    """(token, confidence) per position."""
+    logp_BxLxK = jax.nn.log_softmax(logits_BxLxK, axis=-1)
+    if cfg.sample_temperature > 0:
+        sample = lambda key, logits: jax.random.categorical(key, logits / cfg.sample_temperature, axis=-1)
+        tokens_BxL = jax.vmap(sample)(rng_B, logits_BxLxK)
+    else:
+        tokens_BxL = jnp.argmax(logits_BxLxK, axis=-1)
+    logp_BxL = jnp.take_along_axis(logp_BxLxK, tokens_BxL[..., None], axis=-1)[..., 0]
+    conf_BxL = jnp.exp(logp_BxL) if cfg.confidence == "prob" else logp_BxL
+    return tokens_BxL.astype(jnp.int32), conf_BxL
 
 
 def _per_example_keys(rng: jax.Array, batch: int) -> jax.Array:
-  """(B,) keys from one key or B keys; typed keys and legacy uint32[2] keys alike."""
-  typed = jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
-  single = rng.ndim == (0 if typed else 1)
-  return jax.random.split(rng, batch) if single else rng
+    """(B,) keys from one key or B keys; typed keys and legacy uint32[2] keys alike."""
+    typed = jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
+    single = rng.ndim == (0 if typed else 1)
+    return jax.random.split(rng, batch) if single else rng
 
 
 def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
            cfg: DecodeConfig, return_history: bool = False) -> DecodeState:
-  """Fills every [MASK] in ``ids_BxL``; known tokens never change.
+    """Fills every [MASK] in ``ids_BxL``; known tokens never change.
 
-  ``rng`` is one key per example (shape (B,)), or a single key that is split into B. An example decoded
-  with the same key gives the same result whatever else is in the batch.
-  Returns the final state: ``ids_BxL`` has no [MASK] left. With ``return_history`` the state also
-  holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
-  """
-  ids_BxL = ids_BxL.astype(jnp.int32)
-  rng_B = _per_example_keys(rng, ids_BxL.shape[0])
-  unknown0_B = jnp.sum(ids_BxL == cfg.mask_id, axis=-1)
-  hist_len = cfg.num_steps if return_history else 0
-  empty = jnp.zeros((hist_len,) + ids_BxL.shape, jnp.int32)
+    ``rng`` is one key per example (shape (B,)), or a single key that is split into B. An example decoded
+    with the same key gives the same result whatever else is in the batch.
+    Returns the final state: ``ids_BxL`` has no [MASK] left. With ``return_history`` the state also
+    holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
+    """
+    ids_BxL = ids_BxL.astype(jnp.int32)
+    rng_B = _per_example_keys(rng, ids_BxL.shape[0])
+    unknown0_B = jnp.sum(ids_BxL == cfg.mask_id, axis=-1)
+    hist_len = cfg.num_steps if return_history else 0
+    empty = jnp.zeros((hist_len,) + ids_BxL.shape, jnp.int32)
 
-  def step(t, state: DecodeState) -> DecodeState:
-    logits_BxLxK = tokens_to_logits(state.ids_BxL)[..., : cfg.num_codes].astype(jnp.float32)
-    step_rng_Bx2 = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, t)))(rng_B)
-    picked_BxL, conf_BxL = _pick_tokens(logits_BxLxK, step_rng_Bx2[:, 0], cfg)
-    unknown_BxL = state.ids_BxL == cfg.mask_id
-    picked_BxL = jnp.where(unknown_BxL, picked_BxL, state.ids_BxL)
+    def step(t, state: DecodeState) -> DecodeState:
+        logits_BxLxK = tokens_to_logits(state.ids_BxL)[..., : cfg.num_codes].astype(jnp.float32)
+        step_rng_Bx2 = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, t)))(rng_B)
+        picked_BxL, conf_BxL = _pick_tokens(logits_BxLxK, step_rng_Bx2[:, 0], cfg)
+        unknown_BxL = state.ids_BxL == cfg.mask_id
+        picked_BxL = jnp.where(unknown_BxL, picked_BxL, state.ids_BxL)
 
-    keep_B = num_masked_after_step(t, cfg, unknown0_B, jnp.sum(unknown_BxL, axis=-1))
-    noise_scale = cfg.choice_temperature * (1.0 - (t + 1) / cfg.total_iter)
-    gumbel_BxL = jax.vmap(lambda key: jax.random.gumbel(key, conf_BxL.shape[1:]))(step_rng_Bx2[:, 1])
-    conf_BxL = conf_BxL + noise_scale * gumbel_BxL
-    # Known and already fixed positions can never be chosen to stay masked.
-    conf_BxL = jnp.where(unknown_BxL, conf_BxL, jnp.inf)
-    still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
-    new_ids_BxL = jnp.where(still_masked_BxL, cfg.mask_id, picked_BxL)
+        keep_B = num_masked_after_step(t, cfg, unknown0_B, jnp.sum(unknown_BxL, axis=-1))
+        noise_scale = cfg.choice_temperature * (1.0 - (t + 1) / cfg.total_iter)
+        gumbel_BxL = jax.vmap(lambda key: jax.random.gumbel(key, conf_BxL.shape[1:]))(step_rng_Bx2[:, 1])
+        conf_BxL = conf_BxL + noise_scale * gumbel_BxL
+        # Known and already fixed positions can never be chosen to stay masked.
+        conf_BxL = jnp.where(unknown_BxL, conf_BxL, jnp.inf)
+        still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
+        new_ids_BxL = jnp.where(still_masked_BxL, cfg.mask_id, picked_BxL)
 
-    history_ids, history_pred = state.history_ids_SxBxL, state.history_prediction_SxBxL
-    if return_history:
-      history_ids = history_ids.at[t].set(new_ids_BxL)
-      history_pred = history_pred.at[t].set(picked_BxL)
-    return DecodeState(new_ids_BxL, picked_BxL, history_ids, history_pred)
+        history_ids, history_pred = state.history_ids_SxBxL, state.history_prediction_SxBxL
+        if return_history:
+            history_ids = history_ids.at[t].set(new_ids_BxL)
+            history_pred = history_pred.at[t].set(picked_BxL)
+        return DecodeState(new_ids_BxL, picked_BxL, history_ids, history_pred)
 
-  state = DecodeState(ids_BxL, ids_BxL, empty, empty)
-  state = jax.lax.fori_loop(0, cfg.num_steps, step, state)
-  # Stopped at the sweet spot: what is still masked takes the last step's prediction.
-  final_BxL = jnp.where(state.ids_BxL == cfg.mask_id, state.prediction_BxL, state.ids_BxL)
-  return state.replace(ids_BxL=final_BxL)
+    state = DecodeState(ids_BxL, ids_BxL, empty, empty)
+    state = jax.lax.fori_loop(0, cfg.num_steps, step, state)
+    # Stopped at the sweet spot: what is still masked takes the last step's prediction.
+    final_BxL = jnp.where(state.ids_BxL == cfg.mask_id, state.prediction_BxL, state.ids_BxL)
+    return state.replace(ids_BxL=final_BxL)

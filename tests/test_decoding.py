@@ -12,22 +12,22 @@ MASK = K
 
 
 def fake_tokens_to_logits(table_LxV):
-  """A deterministic stand-in for the transformer: logits depend on the position and on the ids."""
+    """A deterministic stand-in for the transformer: logits depend on the position and on the ids."""
 
-  def tokens_to_logits(ids_BxL):
-    context_B = jnp.sum(jnp.where(ids_BxL == MASK, 0, ids_BxL), axis=-1) % 7
-    return table_LxV[None] + 0.3 * context_B[:, None, None].astype(jnp.float32)
+    def tokens_to_logits(ids_BxL):
+        context_B = jnp.sum(jnp.where(ids_BxL == MASK, 0, ids_BxL), axis=-1) % 7
+        return table_LxV[None] + 0.3 * context_B[:, None, None].astype(jnp.float32)
 
-  return tokens_to_logits
+    return tokens_to_logits
 
 
 def make_inputs(seed=0, unknown_counts=(64, 40, 13, 1, 0)):
-  rs = np.random.RandomState(seed)
-  ids = rs.randint(0, K, size=(len(unknown_counts), L))
-  for b, n in enumerate(unknown_counts):
-    ids[b, rs.permutation(L)[:n]] = MASK
-  table = rs.randn(L, K + 1).astype(np.float32) * 2
-  return jnp.asarray(ids), jnp.asarray(table)
+    rs = np.random.RandomState(seed)
+    ids = rs.randint(0, K, size=(len(unknown_counts), L))
+    for b, n in enumerate(unknown_counts):
+        ids[b, rs.permutation(L)[:n]] = MASK
+    table = rs.randn(L, K + 1).astype(np.float32) * 2
+    return jnp.asarray(ids), jnp.asarray(table)
 
 
 GAMMA64 = {
@@ -38,129 +38,129 @@ GAMMA64 = {
 
 
 def expected_masked_per_step(u0, T, gamma):
-  """Float64 reference of PRODUCT.md §5 step 3 for one example."""
-  out, masked = [], u0
-  for t in range(T):
-    n = 0 if t == T - 1 else min(max(math.floor(gamma((t + 1) / T) * u0), 0), max(masked - 1, 0))
-    out.append(n)
-    masked = n
-  return out
+    """Float64 reference of PRODUCT.md §5 step 3 for one example."""
+    out, masked = [], u0
+    for t in range(T):
+        n = 0 if t == T - 1 else min(max(math.floor(gamma((t + 1) / T) * u0), 0), max(masked - 1, 0))
+        out.append(n)
+        masked = n
+    return out
 
 
 def run(ids, table, cfg, seed=0, history=False):
-  fn = jax.jit(lambda ids, key: decoding.decode(ids, key, fake_tokens_to_logits(table), cfg, history))
-  return fn(ids, jax.random.key(seed))
+    fn = jax.jit(lambda ids, key: decoding.decode(ids, key, fake_tokens_to_logits(table), cfg, history))
+    return fn(ids, jax.random.key(seed))
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "square"])
 @pytest.mark.parametrize("T", [4, 11])
 def test_per_step_counts_follow_the_schedule(schedule, T):
-  ids, table = make_inputs()
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=T, schedule=schedule)
-  state = run(ids, table, cfg, history=True)
-  masked_SxB = np.asarray(jnp.sum(state.history_ids_SxBxL == MASK, axis=-1))
-  u0 = np.asarray(jnp.sum(ids == MASK, axis=-1))
-  for b in range(ids.shape[0]):
-    assert list(masked_SxB[:, b]) == expected_masked_per_step(int(u0[b]), T, GAMMA64[schedule])
+    ids, table = make_inputs()
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=T, schedule=schedule)
+    state = run(ids, table, cfg, history=True)
+    masked_SxB = np.asarray(jnp.sum(state.history_ids_SxBxL == MASK, axis=-1))
+    u0 = np.asarray(jnp.sum(ids == MASK, axis=-1))
+    for b in range(ids.shape[0]):
+        assert list(masked_SxB[:, b]) == expected_masked_per_step(int(u0[b]), T, GAMMA64[schedule])
 
 
 @pytest.mark.parametrize("sample_temperature", [0.0, 1.0])
 def test_known_tokens_kept_and_nothing_left_masked(sample_temperature):
-  ids, table = make_inputs(1)
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=6, sample_temperature=sample_temperature)
-  out = np.asarray(run(ids, table, cfg).ids_BxL)
-  ids = np.asarray(ids)
-  known = ids != MASK
-  np.testing.assert_array_equal(out[known], ids[known])
-  assert (out != MASK).all() and (out >= 0).all() and (out < K).all()
+    ids, table = make_inputs(1)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=6, sample_temperature=sample_temperature)
+    out = np.asarray(run(ids, table, cfg).ids_BxL)
+    ids = np.asarray(ids)
+    known = ids != MASK
+    np.testing.assert_array_equal(out[known], ids[known])
+    assert (out != MASK).all() and (out >= 0).all() and (out < K).all()
 
 
 def test_fixed_tokens_never_change_between_steps():
-  ids, table = make_inputs(2)
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=8, schedule="linear", sample_temperature=1.0)
-  hist = np.asarray(run(ids, table, cfg, history=True).history_ids_SxBxL)
-  for t in range(1, hist.shape[0]):
-    fixed = hist[t - 1] != MASK
-    np.testing.assert_array_equal(hist[t][fixed], hist[t - 1][fixed])
+    ids, table = make_inputs(2)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=8, schedule="linear", sample_temperature=1.0)
+    hist = np.asarray(run(ids, table, cfg, history=True).history_ids_SxBxL)
+    for t in range(1, hist.shape[0]):
+        fixed = hist[t - 1] != MASK
+        np.testing.assert_array_equal(hist[t][fixed], hist[t - 1][fixed])
 
 
 def test_sweet_spot_stops_early_and_fills_the_rest():
-  ids, table = make_inputs(3)
-  full = run(ids, table, decoding.DecodeConfig(num_codes=K, total_iter=10), history=True)
-  early = run(ids, table, decoding.DecodeConfig(num_codes=K, total_iter=10, sweet_spot=4),
-              history=True)
-  assert early.history_ids_SxBxL.shape[0] == 4
-  # The first 4 steps are the same steps; then the sweet-spot run stops.
-  np.testing.assert_array_equal(early.history_ids_SxBxL, full.history_ids_SxBxL[:4])
-  still_masked = np.asarray(early.history_ids_SxBxL[-1] == MASK)
-  assert still_masked.any()
-  out = np.asarray(early.ids_BxL)
-  assert (out != MASK).all()
-  np.testing.assert_array_equal(out[still_masked], np.asarray(early.prediction_BxL)[still_masked])
+    ids, table = make_inputs(3)
+    full = run(ids, table, decoding.DecodeConfig(num_codes=K, total_iter=10), history=True)
+    early = run(ids, table, decoding.DecodeConfig(num_codes=K, total_iter=10, sweet_spot=4),
+                history=True)
+    assert early.history_ids_SxBxL.shape[0] == 4
+    # The first 4 steps are the same steps; then the sweet-spot run stops.
+    np.testing.assert_array_equal(early.history_ids_SxBxL, full.history_ids_SxBxL[:4])
+    still_masked = np.asarray(early.history_ids_SxBxL[-1] == MASK)
+    assert still_masked.any()
+    out = np.asarray(early.ids_BxL)
+    assert (out != MASK).all()
+    np.testing.assert_array_equal(out[still_masked], np.asarray(early.prediction_BxL)[still_masked])
 
 
 def test_deterministic_for_a_seed_and_seed_matters_when_sampling():
-  ids, table = make_inputs(4)
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=8, sample_temperature=2.0)
-  a = np.asarray(run(ids, table, cfg, seed=5).ids_BxL)
-  b = np.asarray(run(ids, table, cfg, seed=5).ids_BxL)
-  c = np.asarray(run(ids, table, cfg, seed=6).ids_BxL)
-  np.testing.assert_array_equal(a, b)
-  assert (a != c).any()
+    ids, table = make_inputs(4)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=8, sample_temperature=2.0)
+    a = np.asarray(run(ids, table, cfg, seed=5).ids_BxL)
+    b = np.asarray(run(ids, table, cfg, seed=5).ids_BxL)
+    c = np.asarray(run(ids, table, cfg, seed=6).ids_BxL)
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
 
 
 def test_argmax_without_noise_picks_most_confident_first():
-  # One example, logits independent of context: with zero choice temperature the order in which
-  # positions are fixed is the order of their max probability.
-  ids = jnp.full((1, L), MASK)
-  table = jnp.asarray(np.random.RandomState(0).randn(L, K + 1).astype(np.float32) * 3)
-  tok = lambda x: jnp.broadcast_to(table, x.shape + (K + 1,))
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=4, schedule="linear", choice_temperature=0.0)
-  hist = np.asarray(decoding.decode(ids, jax.random.key(0), tok, cfg, True).history_ids_SxBxL)
-  probs = np.asarray(jax.nn.softmax(table[:, :K], -1)).max(-1)
-  first = hist[0, 0] != MASK
-  assert probs[first].min() > probs[~first].max()
-  np.testing.assert_array_equal(hist[-1, 0], np.asarray(table[:, :K]).argmax(-1))
+    # One example, logits independent of context: with zero choice temperature the order in which
+    # positions are fixed is the order of their max probability.
+    ids = jnp.full((1, L), MASK)
+    table = jnp.asarray(np.random.RandomState(0).randn(L, K + 1).astype(np.float32) * 3)
+    tok = lambda x: jnp.broadcast_to(table, x.shape + (K + 1,))
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=4, schedule="linear", choice_temperature=0.0)
+    hist = np.asarray(decoding.decode(ids, jax.random.key(0), tok, cfg, True).history_ids_SxBxL)
+    probs = np.asarray(jax.nn.softmax(table[:, :K], -1)).max(-1)
+    first = hist[0, 0] != MASK
+    assert probs[first].min() > probs[~first].max()
+    np.testing.assert_array_equal(hist[-1, 0], np.asarray(table[:, :K]).argmax(-1))
 
 
 def test_mask_token_is_never_predicted():
-  ids = jnp.full((2, L), MASK)
-  # [MASK] has by far the largest logit: the decoder must still pick a real code.
-  table = jnp.zeros((L, K + 1)).at[:, K].set(100.0)
-  tok = lambda x: jnp.broadcast_to(table, x.shape + (K + 1,))
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=3)
-  out = np.asarray(decoding.decode(ids, jax.random.key(0), tok, cfg).ids_BxL)
-  assert (out < K).all()
+    ids = jnp.full((2, L), MASK)
+    # [MASK] has by far the largest logit: the decoder must still pick a real code.
+    table = jnp.zeros((L, K + 1)).at[:, K].set(100.0)
+    tok = lambda x: jnp.broadcast_to(table, x.shape + (K + 1,))
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=3)
+    out = np.asarray(decoding.decode(ids, jax.random.key(0), tok, cfg).ids_BxL)
+    assert (out < K).all()
 
 
 def test_result_does_not_depend_on_batch_composition():
-  ids, table = make_inputs(5)
-  cfg = decoding.DecodeConfig(num_codes=K, total_iter=8, sample_temperature=1.0)
-  keys = jax.random.split(jax.random.key(9), ids.shape[0])
-  tok = fake_tokens_to_logits(table)
-  both = np.asarray(decoding.decode(ids, keys, tok, cfg).ids_BxL)
-  alone = np.asarray(decoding.decode(ids[1:2], keys[1:2], tok, cfg).ids_BxL)
-  np.testing.assert_array_equal(both[1:2], alone)
+    ids, table = make_inputs(5)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=8, sample_temperature=1.0)
+    keys = jax.random.split(jax.random.key(9), ids.shape[0])
+    tok = fake_tokens_to_logits(table)
+    both = np.asarray(decoding.decode(ids, keys, tok, cfg).ids_BxL)
+    alone = np.asarray(decoding.decode(ids[1:2], keys[1:2], tok, cfg).ids_BxL)
+    np.testing.assert_array_equal(both[1:2], alone)
 
 
 def test_compiled_once_for_new_parameters_and_new_images():
-  traces = []
+    traces = []
 
-  @jax.jit
-  def decode_with(table, ids, key):
-    traces.append(1)
-    cfg = decoding.DecodeConfig(num_codes=K, total_iter=5, schedule="square")
-    return decoding.decode(ids, key, fake_tokens_to_logits(table), cfg).ids_BxL
+    @jax.jit
+    def decode_with(table, ids, key):
+        traces.append(1)
+        cfg = decoding.DecodeConfig(num_codes=K, total_iter=5, schedule="square")
+        return decoding.decode(ids, key, fake_tokens_to_logits(table), cfg).ids_BxL
 
-  ids, table = make_inputs(6)
-  ids2, table2 = make_inputs(7)
-  decode_with(table, ids, jax.random.key(0))
-  decode_with(table2, ids2, jax.random.key(1))
-  assert len(traces) == 1
+    ids, table = make_inputs(6)
+    ids2, table2 = make_inputs(7)
+    decode_with(table, ids, jax.random.key(0))
+    decode_with(table2, ids2, jax.random.key(1))
+    assert len(traces) == 1
 
 
 def test_bad_config_is_rejected_clearly():
-  with pytest.raises(ValueError, match="sweet_spot"):
-    decoding.DecodeConfig(num_codes=K, total_iter=4, sweet_spot=5)
-  with pytest.raises(ValueError, match="unknown schedule"):
-    decoding.DecodeConfig(num_codes=K, schedule="nope")
+    with pytest.raises(ValueError, match="sweet_spot"):
+        decoding.DecodeConfig(num_codes=K, total_iter=4, sweet_spot=5)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        decoding.DecodeConfig(num_codes=K, schedule="nope")

@@ -16,93 +16,93 @@ Dtype = Any
 
 
 class Attention(nn.Module):
-  """Multi-head self-attention over all positions (no causal mask) via jax.nn.dot_product_attention."""
-  dim: int
-  heads: int
-  dtype: Dtype = jnp.float32
+    """Multi-head self-attention over all positions (no causal mask) via jax.nn.dot_product_attention."""
+    dim: int
+    heads: int
+    dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x_BxLxD):
-    head_dim = self.dim // self.heads
-    proj = lambda name: nn.DenseGeneral((self.heads, head_dim), dtype=self.dtype, name=name)
-    q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (proj(n)(x_BxLxD) for n in ("query", "key", "value"))
-    # On GPU this picks a fused (cuDNN flash) kernel when the shapes and dtype allow it.
-    out_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH)
-    return nn.DenseGeneral(self.dim, axis=(-2, -1), dtype=self.dtype, name="out")(out_BxLxNxH)
+    @nn.compact
+    def __call__(self, x_BxLxD):
+        head_dim = self.dim // self.heads
+        proj = lambda name: nn.DenseGeneral((self.heads, head_dim), dtype=self.dtype, name=name)
+        q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (proj(n)(x_BxLxD) for n in ("query", "key", "value"))
+        # On GPU this picks a fused (cuDNN flash) kernel when the shapes and dtype allow it.
+        out_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH)
+        return nn.DenseGeneral(self.dim, axis=(-2, -1), dtype=self.dtype, name="out")(out_BxLxNxH)
 
 
 class Block(nn.Module):
-  """Post-LN encoder block: x = LN(x + drop(MHA(x))); x = LN(x + drop(MLP(x)))."""
-  dim: int
-  heads: int
-  mlp_dim: int
-  dropout: float
-  ln_eps: float
-  dtype: Dtype = jnp.float32
+    """Post-LN encoder block: x = LN(x + drop(MHA(x))); x = LN(x + drop(MLP(x)))."""
+    dim: int
+    heads: int
+    mlp_dim: int
+    dropout: float
+    ln_eps: float
+    dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, x, train: bool):
-    ln = lambda name: nn.LayerNorm(epsilon=self.ln_eps, dtype=jnp.float32, name=name)
-    drop = nn.Dropout(self.dropout, deterministic=not train)
-    attn = Attention(self.dim, self.heads, self.dtype, name="Attention")(x)
-    x = ln("LayerNorm1")(x + drop(attn)).astype(self.dtype)
-    h = nn.Dense(self.mlp_dim, dtype=self.dtype, name="MLP_0")(x)
-    h = nn.gelu(h, approximate=False)
-    h = nn.Dense(self.dim, dtype=self.dtype, name="MLP_2")(h)
-    return ln("LayerNorm2")(x + drop(h)).astype(self.dtype)
+    @nn.compact
+    def __call__(self, x, train: bool):
+        ln = lambda name: nn.LayerNorm(epsilon=self.ln_eps, dtype=jnp.float32, name=name)
+        drop = nn.Dropout(self.dropout, deterministic=not train)
+        attn = Attention(self.dim, self.heads, self.dtype, name="Attention")(x)
+        x = ln("LayerNorm1")(x + drop(attn)).astype(self.dtype)
+        h = nn.Dense(self.mlp_dim, dtype=self.dtype, name="MLP_0")(x)
+        h = nn.gelu(h, approximate=False)
+        h = nn.Dense(self.dim, dtype=self.dtype, name="MLP_2")(h)
+        return ln("LayerNorm2")(x + drop(h)).astype(self.dtype)
 
 
 class BidirectionalTransformer(nn.Module):
-  """MaskGIT's transformer. ``__call__(ids_BxL, train) -> logits_BxLx(K+1)`` in float32.
+    """MaskGIT's transformer. ``__call__(ids_BxL, train) -> logits_BxLx(K+1)`` in float32.
 
-  num_codes: K, the codebook size; id K is [MASK].  seq_len: number of tokens L.
-  dim / depth / heads / mlp_dim: width, number of blocks, attention heads, MLP hidden width.
-  dropout: rate on embeddings, attention output and MLP output.  ln_eps: LayerNorm epsilon.
-  dtype: compute dtype (bf16 on accelerators); parameters are always float32.
-  """
-  num_codes: int
-  seq_len: int
-  dim: int = 768
-  depth: int = 15
-  heads: int = 16
-  mlp_dim: int = 1536
-  dropout: float = 0.1
-  ln_eps: float = 1e-12
-  dtype: Dtype = jnp.float32
+    num_codes: K, the codebook size; id K is [MASK].  seq_len: number of tokens L.
+    dim / depth / heads / mlp_dim: width, number of blocks, attention heads, MLP hidden width.
+    dropout: rate on embeddings, attention output and MLP output.  ln_eps: LayerNorm epsilon.
+    dtype: compute dtype (bf16 on accelerators); parameters are always float32.
+    """
+    num_codes: int
+    seq_len: int
+    dim: int = 768
+    depth: int = 15
+    heads: int = 16
+    mlp_dim: int = 1536
+    dropout: float = 0.1
+    ln_eps: float = 1e-12
+    dtype: Dtype = jnp.float32
 
-  @property
-  def mask_id(self) -> int:
-    return self.num_codes
+    @property
+    def mask_id(self) -> int:
+        return self.num_codes
 
-  @nn.compact
-  def __call__(self, ids_BxL, train: bool = False):
-    vocab = self.num_codes + 1
-    tok_emb = nn.Embed(vocab, self.dim, embedding_init=nn.initializers.normal(0.02), name="tok_emb")
-    pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.seq_len, self.dim))
-    x = tok_emb(ids_BxL) + pos_emb[None, : ids_BxL.shape[1]]
-    x = nn.LayerNorm(epsilon=self.ln_eps, name="LN")(x)
-    x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(self.dtype)
-    for i in range(self.depth):
-      x = Block(self.dim, self.heads, self.mlp_dim, self.dropout, self.ln_eps, self.dtype,
-                name=f"blocks_{i}")(x, train)
-    h = nn.Dense(self.dim, dtype=self.dtype, name="Token_Prediction_0")(x)
-    h = nn.gelu(h, approximate=False)
-    h = nn.LayerNorm(epsilon=self.ln_eps, name="Token_Prediction_2")(h)
-    bias = self.param("bias", nn.initializers.zeros, (self.seq_len, vocab))
-    # Weight tying with the input embedding; the product and the bias stay in float32.
-    logits = jnp.einsum("bld,vd->blv", h.astype(jnp.float32), tok_emb.embedding)
-    return logits + bias[None, : ids_BxL.shape[1]]
+    @nn.compact
+    def __call__(self, ids_BxL, train: bool = False):
+        vocab = self.num_codes + 1
+        tok_emb = nn.Embed(vocab, self.dim, embedding_init=nn.initializers.normal(0.02), name="tok_emb")
+        pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.seq_len, self.dim))
+        x = tok_emb(ids_BxL) + pos_emb[None, : ids_BxL.shape[1]]
+        x = nn.LayerNorm(epsilon=self.ln_eps, name="LN")(x)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(self.dtype)
+        for i in range(self.depth):
+            x = Block(self.dim, self.heads, self.mlp_dim, self.dropout, self.ln_eps, self.dtype,
+                      name=f"blocks_{i}")(x, train)
+        h = nn.Dense(self.dim, dtype=self.dtype, name="Token_Prediction_0")(x)
+        h = nn.gelu(h, approximate=False)
+        h = nn.LayerNorm(epsilon=self.ln_eps, name="Token_Prediction_2")(h)
+        bias = self.param("bias", nn.initializers.zeros, (self.seq_len, vocab))
+        # Weight tying with the input embedding; the product and the bias stay in float32.
+        logits = jnp.einsum("bld,vd->blv", h.astype(jnp.float32), tok_emb.embedding)
+        return logits + bias[None, : ids_BxL.shape[1]]
 
 
 def lab_transformer_config() -> dict:
-  """Constructor arguments of the course transformer (PRODUCT.md §3), for checkpoint import."""
-  return dict(num_codes=1024, seq_len=256, dim=768, depth=15, heads=16, mlp_dim=1536, dropout=0.1,
-              ln_eps=1e-12)
+    """Constructor arguments of the course transformer (PRODUCT.md §3), for checkpoint import."""
+    return dict(num_codes=1024, seq_len=256, dim=768, depth=15, heads=16, mlp_dim=1536, dropout=0.1,
+                ln_eps=1e-12)
 
 
 def transformer_flops_per_example(seq_len: int, dim: int, depth: int, mlp_dim: int,
                                   num_codes: int) -> float:
-  """Forward matmul FLOPs of one sequence (2 per multiply-add): projections, attention, MLP, logits."""
-  per_block = 2 * seq_len * (4 * dim * dim + 2 * dim * mlp_dim) + 4 * seq_len * seq_len * dim
-  head = 2 * seq_len * dim * dim + 2 * seq_len * dim * (num_codes + 1)
-  return float(depth * per_block + head)
+    """Forward matmul FLOPs of one sequence (2 per multiply-add): projections, attention, MLP, logits."""
+    per_block = 2 * seq_len * (4 * dim * dim + 2 * dim * mlp_dim) + 4 * seq_len * seq_len * dim
+    head = 2 * seq_len * dim * dim + 2 * seq_len * dim * (num_codes + 1)
+    return float(depth * per_block + head)
