@@ -35,7 +35,7 @@ def tiny_config(**overrides):
 
 def test_tokenizer_step_lowers_the_loss_on_a_fixed_batch():
     config = tiny_config(**{"tokenizer.disc_weight": 0.0, "tokenizer.restart_dead_codes_every": 0,
-                            "tokenizer.steps": 100, "tokenizer.lr": 1e-3, "tokenizer.hflip": False})
+                            "tokenizer.steps": 100, "tokenizer.lr": 3e-4, "tokenizer.hflip": False})
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(config)
     init, _ = experiment.tokenizer_init(config, None)
     state = init()
@@ -46,7 +46,7 @@ def test_tokenizer_step_lowers_the_loss_on_a_fixed_batch():
     for _ in range(12):
         state, metrics = step(state, images)
         losses.append(float(metrics["loss"]))
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
 
 
 def test_transformer_step_lowers_the_loss_on_a_fixed_batch():

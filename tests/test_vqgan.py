@@ -272,7 +272,7 @@ def test_upsample_matches_numpy():
 
 
 def test_nonlocal_matches_numpy():
-    c = 64  # 32 groups of 2 channels
+    c = 128  # 32 groups of 4 channels, as in the lab
     x = _rand((2, 4, 5, c), seed=3)
     mod = V.NonLocal(c)
     p = _init_random(mod, x, seed=3)

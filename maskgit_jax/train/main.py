@@ -43,6 +43,20 @@ def _start(ckpt, init, abstract, mesh):
     return jax.jit(init, out_shardings=mesh_lib.replicated(mesh))(), 0
 
 
+def _run(stage, config, state, start, stage_config, step_fn, make_batch, ckpt, writer, on_sample,
+         progress):
+    """The shared loop of both stages, then the writer and checkpoints closed."""
+    state = loop.run(stage=stage, state=state, train_step=step_fn,
+                     batches=batches.prefetch(make_batch, start, stage_config.steps),
+                     start_step=start, num_steps=stage_config.steps, checkpoints=ckpt, writer=writer,
+                     log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+                     examples_per_step=stage_config.batch_size, on_sample=on_sample,
+                     sample_every=config.sample_every, progress=progress)
+    writer.close()
+    ckpt.close()
+    return state
+
+
 def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool = True):
     t = config.tokenizer
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(config)
@@ -65,14 +79,8 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
         recon = tokenizer_stage.reconstruct(model, state.params, eval_images, opts.mean, opts.std)
         writer.image(step, "reconstruction", image_grid([eval_images[:16], recon[:16]]))
 
-    state = loop.run(stage="tokenizer", state=state, train_step=step_fn,
-                     batches=batches.prefetch(make_batch, start, t.steps), start_step=start,
-                     num_steps=t.steps, checkpoints=ckpt, writer=writer, log_every=config.log_every,
-                     checkpoint_every=config.checkpoint_every, examples_per_step=t.batch_size,
-                     on_sample=on_sample, sample_every=config.sample_every, progress=progress)
-    writer.close()
-    ckpt.close()
-    return state.params
+    return _run("tokenizer", config, state, start, t, step_fn, make_batch, ckpt, writer, on_sample,
+                progress).params
 
 
 def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bool = True):
@@ -109,14 +117,8 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
         writer.image(step, "inpainting", image_grid([masked[:16], result.images[:16],
                                                      eval_images[:16]]))
 
-    state = loop.run(stage="transformer", state=state, train_step=step_fn,
-                     batches=batches.prefetch(make_batch, start, t.steps), start_step=start,
-                     num_steps=t.steps, checkpoints=ckpt, writer=writer, log_every=config.log_every,
-                     checkpoint_every=config.checkpoint_every, examples_per_step=t.batch_size,
-                     on_sample=on_sample, sample_every=config.sample_every, progress=progress)
-    writer.close()
-    ckpt.close()
-    return state.params
+    return _run("transformer", config, state, start, t, step_fn, make_batch, ckpt, writer,
+                on_sample, progress).params
 
 
 def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> None:
