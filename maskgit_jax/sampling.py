@@ -17,6 +17,7 @@ import numpy as np
 from maskgit_jax import decoding, imageio, inpaint, metrics
 from maskgit_jax.data import faces
 from maskgit_jax.data.normalize import fill_holes
+from maskgit_jax.models import from_config
 from maskgit_jax.train import experiment, mesh as mesh_lib, token_cache
 from maskgit_jax.visualize import image_grid, step_strip
 
@@ -67,8 +68,7 @@ def run(opts: SampleOptions) -> dict:
     workdir, output = Path(opts.workdir), Path(opts.output)
     config = experiment.load_config(workdir)
     mesh = mesh_lib.make_mesh()
-    vq_model = experiment.tokenizer_parts(config)[0]
-    tr_model = experiment.transformer_parts(config)[0]
+    vq_model, tr_model = from_config.vqgan(config), from_config.transformer(config)
     _, vq_params = experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))
     _, tr_params = experiment.restore_transformer(config, workdir, mesh_lib.replicated(mesh),
                                                   opts.use_ema)

@@ -13,6 +13,7 @@ import numpy as np
 from maskgit_jax import decoding, inpaint
 from maskgit_jax.data import batches, faces, sources
 from maskgit_jax.data.normalize import fill_holes
+from maskgit_jax.models import from_config
 from maskgit_jax.train import experiment, loop, mesh as mesh_lib, token_cache
 from maskgit_jax.train import tokenizer_stage, transformer_stage
 from maskgit_jax.train.metric_writer import MetricWriter
@@ -35,12 +36,21 @@ def _eval_set(config, train_images_fn):
     return images, known
 
 
-def _start(ckpt, init, abstract, mesh):
-    """The latest checkpoint's state and step, or a fresh state at step 0."""
+def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_size: int):
+    """(checkpoints, state, step): the latest checkpoint's state, or a fresh one at step 0."""
+    init, abstract = init_and_abstract
+    mesh_lib.check_batch_size(batch_size, mesh, f"config.{stage}.batch_size")
+    ckpt = experiment.checkpoints(workdir, stage, config)
     step = ckpt.latest_step()
     if step is not None:
-        return ckpt.restore(abstract, step), step
-    return jax.jit(init, out_shardings=mesh_lib.replicated(mesh))(), 0
+        return ckpt, ckpt.restore(abstract, step), step
+    return ckpt, jax.jit(init, out_shardings=mesh_lib.replicated(mesh))(), 0
+
+
+def _device_batches(data: np.ndarray, batch_size: int, seed: int, mesh):
+    """make_batch(step): the step's rows of ``data`` as a global array split over the mesh."""
+    return lambda step: mesh_lib.put_batch(
+        data[batches.batch_indices(len(data), batch_size, step, seed)], mesh)
 
 
 def _run(stage, config, state, start, stage_config, step_fn, make_batch, ckpt, writer, on_sample,
@@ -60,18 +70,17 @@ def _run(stage, config, state, start, stage_config, step_fn, make_batch, ckpt, w
 def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool = True):
     t = config.tokenizer
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(config)
-    init, abstract = experiment.tokenizer_init(config, mesh_lib.replicated(mesh))
-    ckpt = experiment.checkpoints(workdir, "tokenizer", config)
-    state, start = _start(ckpt, init, abstract, mesh)
+    ckpt, state, start = _start("tokenizer", config, workdir,
+                                experiment.tokenizer_init(config, mesh_lib.replicated(mesh)), mesh,
+                                t.batch_size)
     if start >= t.steps:
+        ckpt.close()
         return state.params
-    mesh_lib.check_batch_size(t.batch_size, mesh, "config.tokenizer.batch_size")
     images = train_images_fn()
     step_fn = mesh_lib.jit_train_step(functools.partial(
         tokenizer_stage.train_step, model=model, disc=disc, tx=tx, disc_tx=disc_tx, opts=opts,
         seed=config.seed), mesh)
-    make_batch = lambda s: mesh_lib.put_batch(
-        images[batches.batch_indices(len(images), t.batch_size, s, config.seed)], mesh)
+    make_batch = _device_batches(images, t.batch_size, config.seed, mesh)
     eval_images, _ = _eval_set(config, train_images_fn)
     writer = MetricWriter(workdir, "tokenizer", enabled=jax.process_index() == 0)
 
@@ -86,21 +95,20 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
 def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bool = True):
     t = config.transformer
     model, tx, opts = experiment.transformer_parts(config)
-    init, abstract = experiment.transformer_init(config, mesh_lib.replicated(mesh))
-    ckpt = experiment.checkpoints(workdir, "transformer", config)
-    state, start = _start(ckpt, init, abstract, mesh)
+    ckpt, state, start = _start("transformer", config, workdir,
+                                experiment.transformer_init(config, mesh_lib.replicated(mesh)), mesh,
+                                t.batch_size)
     if start >= t.steps:
+        ckpt.close()
         return state.params
-    mesh_lib.check_batch_size(t.batch_size, mesh, "config.transformer.batch_size")
-    vq_model = experiment.tokenizer_parts(config)[0]
+    vq_model = from_config.vqgan(config)
     vq_step, vq_params = experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))
     ids = token_cache.load_or_build(workdir / "token_cache.npz", vq_step, vq_model, vq_params,
                                     train_images_fn, tuple(config.data.mean),
                                     tuple(config.data.std), t.cache_flips)
     step_fn = mesh_lib.jit_train_step(functools.partial(
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
-    make_batch = lambda s: mesh_lib.put_batch(
-        ids[batches.batch_indices(len(ids), t.batch_size, s, config.seed)], mesh)
+    make_batch = _device_batches(ids, t.batch_size, config.seed, mesh)
     eval_images, eval_known = _eval_set(config, train_images_fn)
     sample_cfg = inpaint.InpaintConfig(
         decode=decoding.DecodeConfig(num_codes=vq_model.num_codes, total_iter=config.sample.total_iter,
