@@ -23,7 +23,8 @@ setup(
         "tensorboardX>=2.6",   # TensorBoard event files without TensorFlow
     ],
     extras_require={
-        "tests": ["pytest>=8", "pytest-xdist", "scipy"],
+        # torch only for the PyTorch reference models in tests and bench (2.13.0: the CPU build).
+        "tests": ["pytest>=8", "pytest-xdist", "scipy", "torch==2.13.0"],
         "tfds": ["tensorflow-datasets"],   # its data sources need no TensorFlow
         "cuda12": ["jax[cuda12]"],
         "tpu": ["jax[tpu]"],

@@ -1,0 +1,206 @@
+"""Reads PyTorch checkpoint files without torch and without running code from them.
+
+`torch.save` (since torch 1.6) writes a zip archive: `<root>/data.pkl` is a pickle whose tensors point
+(through pickle "persistent ids") at raw little-endian storages `<root>/data/<key>`. TorchScript
+archives (`torch.jit.save`) use the same layout, with the modules pickled as `__torch__.*` objects.
+
+A pickle can name any Python callable, so we never use the stock unpickler: `_WhitelistUnpickler`
+resolves only the handful of globals a weights file needs (tensor/parameter rebuild functions, storage
+types, `OrderedDict`) plus `__torch__.*` module classes, which become inert `ScriptObject` records.
+Anything else stops the load with an error naming the file and the global.
+
+    tree = load("VQGAN.pt")            # nested dicts / ScriptObjects with NumPy arrays as leaves
+    weights = state_dict("VQGAN.pt")   # flat {"encoder.model.0.weight": array, ...}
+"""
+
+import collections
+import functools
+import os
+import pickle
+import zipfile
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+
+class TorchZipError(ValueError):
+    """A checkpoint file that cannot be read safely; the message names the file."""
+
+
+# Storage class name -> element dtype. Storages are stored raw, little-endian.
+_STORAGE_DTYPES = {
+    "DoubleStorage": np.float64,
+    "FloatStorage": np.float32,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": ml_dtypes.bfloat16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+class ScriptObject:
+    """A TorchScript module read as data: its class name (`qualname`) and attributes (`state`)."""
+    qualname = "__torch__"
+
+    def __init__(self):
+        self.state = {}
+
+    def __setstate__(self, state):
+        # pickle's BUILD: TorchScript pickles a module's attributes as a dict.
+        self.state = dict(state) if isinstance(state, dict) else {"__state__": state}
+
+    def __repr__(self):
+        return f"ScriptObject({self.qualname}, {sorted(self.state)})"
+
+
+@functools.cache
+def _script_class(qualname: str) -> type:
+    """A ScriptObject subclass standing in for one `__torch__.*` class (pickle instantiates it)."""
+    return type("ScriptObject", (ScriptObject,), {"qualname": qualname})
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    del requires_grad, backward_hooks, metadata
+    flat, dtype = storage
+    size, stride = tuple(size), tuple(stride)
+    if not size:
+        return flat[storage_offset].copy()
+    itemsize = np.dtype(dtype).itemsize
+    needed = storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+    if min(size) > 0 and needed > flat.size:
+        raise pickle.UnpicklingError(
+            f"tensor of size {size} stride {stride} offset {storage_offset} overruns its storage "
+            f"of {flat.size} elements")
+    view = np.lib.stride_tricks.as_strided(
+        flat[storage_offset:], shape=size, strides=tuple(s * itemsize for s in stride))
+    return np.array(view)  # Own the memory (and make it contiguous).
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *_state):
+    del requires_grad, backward_hooks
+    return data
+
+
+def _ordered_dict(*args):
+    return collections.OrderedDict(*args)
+
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"): _ordered_dict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    # TorchScript wraps typed lists and containers in these; as data they are plain lists/values.
+    ("torch.jit._pickle", "build_intlist"): list,
+    ("torch.jit._pickle", "build_doublelist"): list,
+    ("torch.jit._pickle", "build_boollist"): list,
+    ("torch.jit._pickle", "build_tensorlist"): list,
+    ("torch.jit._pickle", "restore_type_tag"): lambda value, _type_name: value,
+}
+
+
+class _WhitelistUnpickler(pickle.Unpickler):
+
+    def __init__(self, file, archive: zipfile.ZipFile, root: str, path: str):
+        super().__init__(file)
+        self._archive = archive
+        self._root = root
+        self._path = path
+        self._storages = {}
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return _ALLOWED_GLOBALS[(module, name)]
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        if module.startswith("__torch__"):
+            return _script_class(f"{module}.{name}")
+        raise TorchZipError(
+            f"{self._path}: refuses to load the Python global '{module}.{name}'; only tensors, "
+            "storages, OrderedDict and TorchScript module records are allowed in a weights file")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise TorchZipError(f"{self._path}: unexpected persistent id {pid!r}")
+        _, dtype, key, _location, numel = pid
+        if dtype not in _STORAGE_DTYPES.values():
+            raise TorchZipError(f"{self._path}: unsupported storage type {dtype!r}")
+        key = str(key)
+        if key not in self._storages:
+            name = f"{self._root}/data/{key}"
+            try:
+                raw = self._archive.read(name)
+            except KeyError:
+                raise TorchZipError(f"{self._path}: storage {name} is missing from the archive") from None
+            flat = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+            if flat.size < numel:
+                raise TorchZipError(
+                    f"{self._path}: storage {name} holds {flat.size} elements, expected {numel}")
+            self._storages[key] = (flat, dtype)
+        return self._storages[key]
+
+
+def _open(path: str) -> tuple[zipfile.ZipFile, str]:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise TorchZipError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise TorchZipError(
+            f"{path}: not a torch zip archive (files saved with torch < 1.6 or with "
+            "_use_new_zipfile_serialization=False are not supported; re-save with a current torch)")
+    archive = zipfile.ZipFile(path)
+    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+    if len(pickles) != 1:
+        raise TorchZipError(f"{path}: expected one <root>/data.pkl in the archive, found {pickles}")
+    root = pickles[0].split("/")[0]
+    order = f"{root}/byteorder"
+    if order in archive.namelist() and archive.read(order).strip() != b"little":
+        raise TorchZipError(f"{path}: big-endian archives are not supported")
+    return archive, root
+
+
+def load(path) -> Any:
+    """Unpickles `path` safely: tensors become NumPy arrays, modules become `ScriptObject`s."""
+    archive, root = _open(path)
+    with archive, archive.open(f"{root}/data.pkl") as f:
+        try:
+            return _WhitelistUnpickler(f, archive, root, os.fspath(path)).load()
+        except TorchZipError:
+            raise
+        except (pickle.UnpicklingError, EOFError, TypeError, ValueError) as e:
+            raise TorchZipError(f"{path}: malformed checkpoint pickle ({e})") from None
+
+
+def _flatten(obj, prefix: str, out: dict):
+    if isinstance(obj, np.ndarray) or np.isscalar(obj) and isinstance(obj, np.generic):
+        out[prefix] = np.asarray(obj)
+    elif isinstance(obj, ScriptObject):
+        _flatten(getattr(obj, "state", {}), prefix, out)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+
+
+def state_dict(path) -> dict[str, np.ndarray]:
+    """The arrays of a checkpoint as a flat dict with dotted torch names.
+
+    Accepts a bare state_dict, a dict wrapping one under `state_dict` / `model` (common training
+    scripts), or a TorchScript module (its parameters and buffers by attribute path).
+    """
+    tree = load(path)
+    if isinstance(tree, dict) and not any(isinstance(v, np.ndarray) for v in tree.values()):
+        for wrapper in ("state_dict", "model", "model_state_dict"):
+            if isinstance(tree.get(wrapper), dict):
+                tree = tree[wrapper]
+                break
+    out: dict[str, np.ndarray] = {}
+    _flatten(tree, "", out)
+    if not out:
+        raise TorchZipError(f"{path}: holds no tensors")
+    return out
