@@ -21,6 +21,7 @@ setup(
         "absl-py",
         "tqdm",
         "tensorboardX>=2.6",   # TensorBoard event files without TensorFlow
+        "grain>=0.2.10",       # the input pipeline
     ],
     extras_require={
         # torch only for the PyTorch reference models in tests and bench (2.13.0: the CPU build).

@@ -44,6 +44,44 @@ def masked_l1(pred: np.ndarray, target: np.ndarray, known: np.ndarray) -> np.nda
     return _missing_mean(np.abs(_difference(pred, target)), known)
 
 
+SSIM_SIGMA, SSIM_RADIUS = 1.5, 5          # Gaussian window of Wang et al. (2004): 11x11, sigma 1.5
+SSIM_C1, SSIM_C2 = (0.01 * PEAK) ** 2, (0.03 * PEAK) ** 2
+
+
+def _gaussian_blur(x_BxHxWxC: np.ndarray) -> np.ndarray:
+    """Separable Gaussian filter over H and W with reflected borders (every pixel keeps a window)."""
+    taps = np.exp(-0.5 * (np.arange(-SSIM_RADIUS, SSIM_RADIUS + 1) / SSIM_SIGMA) ** 2)
+    taps /= taps.sum()
+    for axis in (1, 2):
+        pad = [(0, 0)] * 4
+        pad[axis] = (SSIM_RADIUS, SSIM_RADIUS)
+        windows = np.lib.stride_tricks.sliding_window_view(
+            np.pad(x_BxHxWxC, pad, mode="reflect"), len(taps), axis=axis)
+        x_BxHxWxC = windows @ taps
+    return x_BxHxWxC
+
+
+def ssim_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-pixel, per-channel SSIM (B,H,W,C) float64 with the standard constants (data range 255)."""
+    x, y = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    _difference(x, y)  # shape check
+    mu_x, mu_y = _gaussian_blur(x), _gaussian_blur(y)
+    var_x = _gaussian_blur(x * x) - mu_x**2
+    var_y = _gaussian_blur(y * y) - mu_y**2
+    cov = _gaussian_blur(x * y) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)
+            / ((mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2)))
+
+
+def masked_ssim(pred: np.ndarray, target: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """SSIM per image (B,), the SSIM map averaged over the missing pixels and channels; NaN if none.
+
+    Windows around a missing pixel also see known pixels nearby: SSIM scores structure, which is only
+    defined over a neighbourhood, so the score says how well the fill continues its surroundings.
+    """
+    return _missing_mean(ssim_map(pred, target), known)
+
+
 def mean_fill(images: np.ndarray, known: np.ndarray, gray: int = 128) -> np.ndarray:
     """The baseline: missing pixels set to the image's mean colour of its known pixels, uint8 (B,H,W,C).
 

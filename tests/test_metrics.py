@@ -73,3 +73,50 @@ def test_token_accuracy():
     # unknown tokens: (1 ok, 2 wrong), (5 ok, 6 ok, 7 wrong) -> 3 / 5; the known ones do not count
     assert metrics.token_accuracy(pred, true, unknown) == pytest.approx(0.6)
     assert math.isnan(metrics.token_accuracy(pred, true, np.zeros_like(unknown)))
+
+
+def _ssim_reference(x, y):
+    """Direct float64 SSIM map of one (H, W) channel: an explicit loop over 11x11 Gaussian windows."""
+    h, w = x.shape
+    g = np.exp(-0.5 * (np.arange(-5, 6) / 1.5) ** 2)
+    g /= g.sum()
+    window = np.outer(g, g)
+    reflect = lambda i, n: -i if i < 0 else (2 * (n - 1) - i if i >= n else i)
+    out = np.zeros((h, w))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    for i in range(h):
+        for j in range(w):
+            rows = [reflect(i + d, h) for d in range(-5, 6)]
+            cols = [reflect(j + d, w) for d in range(-5, 6)]
+            px, py = x[np.ix_(rows, cols)], y[np.ix_(rows, cols)]
+            mx, my = np.sum(window * px), np.sum(window * py)
+            vx = np.sum(window * (px - mx) ** 2)
+            vy = np.sum(window * (py - my) ** 2)
+            cxy = np.sum(window * (px - mx) * (py - my))
+            out[i, j] = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return out
+
+
+def test_ssim_map_matches_a_direct_windowed_computation():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 256, (1, 12, 13, 3), dtype=np.uint8)
+    pred = np.clip(target + rng.normal(0, 25, target.shape), 0, 255).astype(np.uint8)
+    got = metrics.ssim_map(pred, target)
+    for c in range(3):
+        np.testing.assert_allclose(got[0, ..., c], _ssim_reference(pred[0, ..., c].astype(float),
+                                                                   target[0, ..., c].astype(float)),
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_masked_ssim_averages_over_the_hole_only():
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    known = np.ones((2, 16, 16), bool)
+    known[0, 4:8, 4:8] = False
+    np.testing.assert_allclose(metrics.masked_ssim(target, target, known)[0], 1.0)
+    assert np.isnan(metrics.masked_ssim(target, target, known)[1])
+    noisy = 255 - target
+    ssim = metrics.masked_ssim(noisy, target, known)[0]
+    expected = metrics.ssim_map(noisy, target)[0, 4:8, 4:8].mean()
+    np.testing.assert_allclose(ssim, expected)
+    assert ssim < 0  # an inverted image is anti-correlated

@@ -13,14 +13,29 @@ from maskgit_jax import imageio
 from maskgit_jax.data import faces
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# Leading bytes of the formats Pillow reads here; files without an image suffix are taken by these.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
+               b"MM\x00*")
 
 
-def _folder_images(folder: Path, num: int | None, image_size: int) -> np.ndarray:
+def _looks_like_image(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def folder_images(folder: Path, num: int | None, image_size: int) -> np.ndarray:
+    """Every image under ``folder`` (recursive, sorted), decoded by content whatever its name says.
+
+    A file with an image suffix must decode (else ImageError naming it); other files are taken when
+    their first bytes are an image signature and skipped otherwise (READMEs, label files).
+    """
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and
+                   (p.suffix.lower() in IMAGE_SUFFIXES or _looks_like_image(p)))
     if not paths:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+        raise ValueError(f"no images under {folder}")
     paths = paths[:num] if num else paths
     return np.stack([imageio.read_image(p, expected_size=(image_size, image_size)) for p in paths])
 
@@ -56,4 +71,4 @@ def load_images(source: str, split: str = "train", num: int | None = None,
     folder = Path(os.path.expanduser(source))
     if (folder / split).is_dir():
         folder = folder / split
-    return _folder_images(folder, num, image_size)
+    return folder_images(folder, num, image_size)

@@ -58,7 +58,7 @@ def tokenizer_parts(config):
     opts = tokenizer_stage.TokenizerLoss(
         l1_weight=t.l1_weight, l2_weight=t.l2_weight, disc_weight=t.disc_weight,
         disc_start=t.disc_start, restart_dead_codes_every=t.restart_dead_codes_every,
-        hflip=t.hflip, mean=tuple(config.data.mean), std=tuple(config.data.std))
+        mean=tuple(config.data.mean), std=tuple(config.data.std))
     return model, disc, tx, disc_tx, opts
 
 

@@ -47,17 +47,19 @@ def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_siz
     return ckpt, jax.jit(init, out_shardings=mesh_lib.replicated(mesh))(), 0
 
 
-def _device_batches(data: np.ndarray, batch_size: int, seed: int, mesh):
-    """make_batch(step): the step's rows of ``data`` as a global array split over the mesh."""
-    return lambda step: mesh_lib.put_batch(
-        data[batches.batch_indices(len(data), batch_size, step, seed)], mesh)
+def _device_batches(data: np.ndarray, batch_size: int, seed: int, mesh, start: int, stop: int,
+                    flip: bool = False):
+    """Global batches ``start .. stop - 1`` of ``data`` (grain pipeline), each split over the mesh."""
+    ds = batches.dataset(data, batch_size, seed, flip=flip)
+    return batches.prefetch_to_device(batches.iterate(ds, start, stop),
+                                      lambda batch: mesh_lib.put_batch(batch, mesh))
 
 
-def _run(stage, config, state, start, stage_config, step_fn, make_batch, ckpt, writer, on_sample,
-         progress):
+def _run(stage, config, state, start, stage_config, step_fn, device_batches, ckpt, writer,
+         on_sample, progress):
     """The shared loop of both stages, then the writer and checkpoints closed."""
     state = loop.run(stage=stage, state=state, train_step=step_fn,
-                     batches=batches.prefetch(make_batch, start, stage_config.steps),
+                     batches=device_batches,
                      start_step=start, num_steps=stage_config.steps, checkpoints=ckpt, writer=writer,
                      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
                      examples_per_step=stage_config.batch_size, on_sample=on_sample,
@@ -80,7 +82,8 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
     step_fn = mesh_lib.jit_train_step(functools.partial(
         tokenizer_stage.train_step, model=model, disc=disc, tx=tx, disc_tx=disc_tx, opts=opts,
         seed=config.seed), mesh)
-    make_batch = _device_batches(images, t.batch_size, config.seed, mesh)
+    device_batches = _device_batches(images, t.batch_size, config.seed, mesh, start, t.steps,
+                                     flip=t.hflip)
     eval_images, _ = _eval_set(config, train_images_fn)
     writer = MetricWriter(workdir, "tokenizer", enabled=jax.process_index() == 0)
 
@@ -88,7 +91,7 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
         recon = tokenizer_stage.reconstruct(model, state.params, eval_images, opts.mean, opts.std)
         writer.image(step, "reconstruction", image_grid([eval_images[:16], recon[:16]]))
 
-    return _run("tokenizer", config, state, start, t, step_fn, make_batch, ckpt, writer, on_sample,
+    return _run("tokenizer", config, state, start, t, step_fn, device_batches, ckpt, writer, on_sample,
                 progress).params
 
 
@@ -108,7 +111,7 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
                                     tuple(config.data.std), t.cache_flips)
     step_fn = mesh_lib.jit_train_step(functools.partial(
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
-    make_batch = _device_batches(ids, t.batch_size, config.seed, mesh)
+    device_batches = _device_batches(ids, t.batch_size, config.seed, mesh, start, t.steps)
     eval_images, eval_known = _eval_set(config, train_images_fn)
     sample_cfg = inpaint.InpaintConfig(
         decode=decoding.DecodeConfig(num_codes=vq_model.num_codes, total_iter=config.sample.total_iter,
@@ -125,7 +128,7 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
         writer.image(step, "inpainting", image_grid([masked[:16], result.images[:16],
                                                      eval_images[:16]]))
 
-    return _run("transformer", config, state, start, t, step_fn, make_batch, ckpt, writer,
+    return _run("transformer", config, state, start, t, step_fn, device_batches, ckpt, writer,
                 on_sample, progress).params
 
 
@@ -136,6 +139,7 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
     if jax.process_index() == 0:
         experiment.save_config(config, workdir)
     mesh = mesh_lib.make_mesh()
+    progress = progress and jax.process_index() == 0  # one progress bar for a multi-process run
     train_images_fn = functools.cache(lambda: _train_images(config))
     if "tokenizer" in stages:
         train_tokenizer(config, workdir, mesh, train_images_fn, progress)

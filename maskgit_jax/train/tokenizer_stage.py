@@ -26,7 +26,6 @@ class TokenizerLoss:
     disc_weight: float = 0.0      # 0: no discriminator at all
     disc_start: int = 0           # updates before the GAN terms switch on
     restart_dead_codes_every: int = 0
-    hflip: bool = True
     mean: tuple = (0.5, 0.5, 0.5)
     std: tuple = (0.5, 0.5, 0.5)
 
@@ -52,20 +51,11 @@ def init_state(rng, model: vq_lib.VQGAN, disc: disc_lib.PatchDiscriminator, tx, 
                           code_histogram=jnp.zeros((model.num_codes,), jnp.int32))
 
 
-def _prepare(images_uint8, rng, opts: TokenizerLoss):
-    x = norm.normalize(images_uint8, opts.mean, opts.std)
-    if opts.hflip:
-        flip = jax.random.bernoulli(rng, 0.5, (x.shape[0], 1, 1, 1))
-        x = jnp.where(flip, x[:, :, ::-1], x)
-    return x
-
-
 def train_step(state: TokenizerState, images_uint8, *, model: vq_lib.VQGAN,
                disc: disc_lib.PatchDiscriminator, tx, disc_tx, opts: TokenizerLoss, seed: int):
     """One update of the tokenizer (and the discriminator, once on). Pure; returns (state, metrics)."""
-    rng = jax.random.fold_in(jax.random.key(seed), state.step)
-    flip_rng, restart_rng = jax.random.split(rng)
-    x = _prepare(images_uint8, flip_rng, opts)
+    restart_rng = jax.random.fold_in(jax.random.key(seed), state.step)
+    x = norm.normalize(images_uint8, opts.mean, opts.std)
     gan_on = (state.step >= opts.disc_start).astype(jnp.float32) if opts.disc_weight > 0 else 0.0
 
     def loss_fn(params):
