@@ -5,7 +5,9 @@ Lab layout of a test folder:
 
     masked_image/image_XXX.png   RGB, holes filled with gray 128
     mask64/mask_XXX.png          8-bit gray, 0 = missing pixel, 255 = known pixel
-    gt/image_XXX.png             optional ground truth
+    gt/image_XXX.png             optional ground truth, or instead:
+    test_gt.csv                  a header row, then one row of H*W*3 uint8 values (HWC order) per image,
+                                 in the numeric order of the images
 
 Every failure raises `ImageError` (a ValueError) with a one-line message naming the file.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ from PIL import Image
 
 __all__ = [
     "ImageError", "read_image", "read_mask", "write_image", "write_mask",
-    "LabTestSet", "read_lab_layout", "write_lab_layout", "HOLE_GRAY",
+    "LabTestSet", "read_lab_layout", "write_lab_layout", "read_gt_csv", "write_gt_csv", "HOLE_GRAY",
 ]
 
 HOLE_GRAY = 128  # fill value of missing pixels in the lab's masked images
@@ -116,7 +119,7 @@ class LabTestSet:
     names: file names of the masked images, e.g. 'image_000.png' (outputs use the same names).
     images: uint8 (N, H, W, 3), the masked images as stored (holes gray).
     known: bool (N, H, W), True = known pixel.
-    ground_truth: uint8 (N, H, W, 3) from gt/, or None when there is no gt/ folder.
+    ground_truth: uint8 (N, H, W, 3) from gt/ or test_gt.csv, or None when there is neither.
     """
 
     names: list[str]
@@ -143,8 +146,75 @@ def _first(keys, n: int = 5) -> str:
     return ", ".join(keys[:n]) + (f" (and {len(keys) - n} more)" if len(keys) > n else "")
 
 
+def read_gt_csv(path: str | os.PathLike, image_size: int = 64, count: int | None = None) -> np.ndarray:
+    """Read the lab's `test_gt.csv`: uint8 (N, image_size, image_size, 3).
+
+    A header row (ignored), then one row per image of image_size*image_size*3 integers in 0..255 in
+    HWC order; blank lines are skipped. `count`: the number of images expected. Raises ImageError
+    naming the file and the line for a wrong row length, a value that is not such an integer, or a
+    count mismatch.
+    """
+    values_per_row = image_size * image_size * 3
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise ImageError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ImageError(f"cannot read ground-truth csv: {path}: {e}") from None
+    rows = [(number, line) for number, line in enumerate(lines[1:], start=2) if line.strip()]
+    if not rows:
+        raise ImageError(f"no image rows after the header: {path}")
+    if count is not None and len(rows) != count:
+        raise ImageError(f"{len(rows)} ground-truth rows but {count} masked images: {path}")
+    images = np.empty((len(rows), values_per_row), np.uint8)
+    for i, (number, line) in enumerate(rows):
+        length = line.count(",") + 1
+        if length != values_per_row:
+            raise ImageError(f"line {number} has {length} values, expected {values_per_row} "
+                             f"({image_size}x{image_size}x3, HWC): {path}")
+        values = _csv_integers(line)
+        if values is None or values.size != length or values.min() < 0 or values.max() > 255:
+            column, token = _first_bad_value(line)
+            raise ImageError(f"line {number}, value {column + 1}: {token!r} is not an integer in "
+                             f"0..255: {path}")
+        images[i] = values
+    return images.reshape(-1, image_size, image_size, 3)
+
+
+def _csv_integers(line: str) -> np.ndarray | None:
+    """The comma-separated integers of ``line`` (fast C parser), or None where it stops early."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns (or raises) on text it cannot parse
+            return np.fromstring(line, dtype=np.int64, sep=",")
+    except (ValueError, DeprecationWarning):
+        return None
+
+
+def _first_bad_value(line: str) -> tuple[int, str]:
+    """(index, text) of the first value of ``line`` that is not an integer in 0..255."""
+    for column, token in enumerate(line.split(",")):
+        token = token.strip()
+        if not (token.isdigit() and len(token) <= 3 and int(token) <= 255):
+            return column, token
+    return 0, line[:20]  # unreachable when the fast parser rejected the line
+
+
+def write_gt_csv(path: str | os.PathLike, images: np.ndarray) -> None:
+    """Write uint8 (N, H, W, 3) images as the lab's `test_gt.csv` (header row of column numbers)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (N, H, W, 3), got {images.dtype} {images.shape}: {path}")
+    flat = images.reshape(len(images), -1)
+    lines = [",".join(map(str, range(flat.shape[1])))]
+    lines += [",".join(map(str, row.tolist())) for row in flat]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
 def read_lab_layout(folder: str | os.PathLike, image_size: int = 64) -> LabTestSet:
-    """Read `folder/masked_image/image_XXX.png` + `folder/mask64/mask_XXX.png` (+ `folder/gt/` if present).
+    """Read `folder/masked_image/image_XXX.png` + `folder/mask64/mask_XXX.png` (+ ground truth from
+    `folder/gt/` or, when there is no gt/ folder, `folder/test_gt.csv`, if present).
 
     Pairs files by their XXX part and sorts them numerically. All images and masks must be
     image_size x image_size. Raises ImageError (a ValueError) for a missing folder, an empty folder,
@@ -174,6 +244,8 @@ def read_lab_layout(folder: str | os.PathLike, image_size: int = 64) -> LabTestS
         if set(keys) - set(gts):
             raise ImageError(f"images without ground truth in {gt_dir}: image_{{{_first(set(keys) - set(gts))}}}.png")
         gt = np.stack([read_image(gt_dir / gts[k], size) for k in keys])
+    elif (folder / "test_gt.csv").is_file():
+        gt = read_gt_csv(folder / "test_gt.csv", image_size, count=len(keys))
     return LabTestSet(names=names, images=imgs, known=known, ground_truth=gt)
 
 

@@ -3,6 +3,10 @@
 `torch.save` (since torch 1.6) writes a zip archive: `<root>/data.pkl` is a pickle whose tensors point
 (through pickle "persistent ids") at raw little-endian storages `<root>/data/<key>`. TorchScript
 archives (`torch.jit.save`) use the same layout, with the modules pickled as `__torch__.*` objects.
+Older files (torch < 1.6, or `_use_new_zipfile_serialization=False`) are one stream: small header
+pickles, the main pickle, the list of storage keys, then each storage as an int64 element count and
+its raw bytes. Their storages come after the pickle that uses them, so tensors are allocated while
+unpickling and filled once the storages have been read.
 
 A pickle can name any Python callable, so we never use the stock unpickler: `_WhitelistUnpickler`
 resolves only the handful of globals a weights file needs (tensor/parameter rebuild functions, storage
@@ -67,19 +71,32 @@ def _script_class(qualname: str) -> type:
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
                        backward_hooks=None, metadata=None):
     del requires_grad, backward_hooks, metadata
-    flat, dtype = storage
-    size, stride = tuple(size), tuple(stride)
-    if not size:
-        return flat[storage_offset].copy()
-    itemsize = np.dtype(dtype).itemsize
+    flat, _dtype = storage
+    return _copy_strided(flat, storage_offset, size, stride)
+
+
+def _check_fits(numel: int, storage_offset: int, size: tuple, stride: tuple) -> None:
+    """Refuses a tensor that would read outside its storage of `numel` elements."""
+    if (len(size) != len(stride) or storage_offset < 0 or min(size, default=0) < 0
+            or min(stride, default=0) < 0):
+        raise pickle.UnpicklingError(
+            f"tensor of size {size} stride {stride} offset {storage_offset} is malformed")
     needed = storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
-    if min(size) > 0 and needed > flat.size:
+    if min(size, default=1) > 0 and needed > numel:
         raise pickle.UnpicklingError(
             f"tensor of size {size} stride {stride} offset {storage_offset} overruns its storage "
-            f"of {flat.size} elements")
+            f"of {numel} elements")
+
+
+def _copy_strided(flat: np.ndarray, storage_offset: int, size, stride) -> np.ndarray:
+    """The tensor (size, stride in elements, from storage_offset) of a flat storage, as its own array."""
+    size, stride = tuple(size), tuple(stride)
+    _check_fits(flat.size, storage_offset, size, stride)
+    if not size:
+        return flat[storage_offset].copy()
     view = np.lib.stride_tricks.as_strided(
-        flat[storage_offset:], shape=size, strides=tuple(s * itemsize for s in stride))
-    return np.array(view)  # Own the memory (and make it contiguous).
+        flat[storage_offset:], shape=size, strides=tuple(s * flat.itemsize for s in stride))
+    return np.array(view, order="C")  # Own the memory, C-contiguous (a transposed view would stay F).
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *_state):
@@ -106,13 +123,11 @@ _ALLOWED_GLOBALS = {
 
 
 class _WhitelistUnpickler(pickle.Unpickler):
+    """Resolves only `_ALLOWED_GLOBALS`, storage types and `__torch__.*` records."""
 
-    def __init__(self, file, archive: zipfile.ZipFile, root: str, path: str):
+    def __init__(self, file, path: str):
         super().__init__(file)
-        self._archive = archive
-        self._root = root
         self._path = path
-        self._storages = {}
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED_GLOBALS:
@@ -124,6 +139,16 @@ class _WhitelistUnpickler(pickle.Unpickler):
         raise TorchZipError(
             f"{self._path}: refuses to load the Python global '{module}.{name}'; only tensors, "
             "storages, OrderedDict and TorchScript module records are allowed in a weights file")
+
+
+class _ZipUnpickler(_WhitelistUnpickler):
+    """`<root>/data.pkl` of a zip archive; storages are read from `<root>/data/<key>` on demand."""
+
+    def __init__(self, file, archive: zipfile.ZipFile, root: str, path: str):
+        super().__init__(file, path)
+        self._archive = archive
+        self._root = root
+        self._storages = {}
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
@@ -146,14 +171,97 @@ class _WhitelistUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """For the legacy format's header and key-list pickles: numbers, strings and containers only."""
+
+    def __init__(self, file, path: str):
+        super().__init__(file)
+        self._path = path
+
+    def find_class(self, module, name):
+        raise TorchZipError(f"{self._path}: refuses to load the Python global '{module}.{name}' "
+                            "in a legacy torch file header")
+
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+_LEGACY_PROTOCOL = 1001
+
+
+class _LegacyUnpickler(_WhitelistUnpickler):
+    """The main pickle of a legacy file. Its storages follow it in the stream, so each tensor is
+    allocated here and recorded in `pending`; `_load_legacy` fills them after reading the storages."""
+
+    def __init__(self, file, path: str):
+        super().__init__(file, path)
+        self.storages = {}  # key -> (dtype, numel)
+        self.pending = []   # (array to fill, storage key, offset, stride)
+
+    def find_class(self, module, name):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._deferred_tensor
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        # ("storage", storage type, key, location, numel, view metadata (key, offset, size) or None)
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
+            raise TorchZipError(f"{self._path}: unexpected persistent id {pid!r}")
+        _, dtype, key, _location, numel, view = pid
+        if dtype not in _STORAGE_DTYPES.values():
+            raise TorchZipError(f"{self._path}: unsupported storage type {dtype!r}")
+        key = str(key)
+        if self.storages.setdefault(key, (dtype, int(numel)))[0] is not dtype:
+            raise TorchZipError(f"{self._path}: storage {key} is used with two element types")
+        return key, (int(view[1]) if view is not None else 0)
+
+    def _deferred_tensor(self, storage, storage_offset, size, stride, *_unused):
+        key, view_offset = storage
+        dtype, numel = self.storages[key]
+        size, stride, offset = tuple(size), tuple(stride), view_offset + storage_offset
+        _check_fits(numel, offset, size, stride)  # before allocating what the file asks for
+        out = np.empty(size, dtype)
+        self.pending.append((out, key, offset, stride))
+        return out
+
+
+def _load_legacy(path: str, f) -> Any:
+    """Reads a legacy `torch.save` stream from `f` (positioned after the magic number)."""
+    header = _PlainUnpickler(f, path)
+    if header.load() != _LEGACY_PROTOCOL:
+        raise TorchZipError(f"{path}: unsupported legacy torch protocol version")
+    sys_info = header.load()
+    if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
+        raise TorchZipError(f"{path}: big-endian files are not supported")
+    unpickler = _LegacyUnpickler(f, path)
+    result = unpickler.load()
+    flats = {}
+    for key in _PlainUnpickler(f, path).load():
+        key = str(key)
+        if key not in unpickler.storages:
+            raise TorchZipError(f"{path}: storage {key} is not used by the pickle")
+        dtype, numel = unpickler.storages[key]
+        count = np.frombuffer(f.read(8), "<i8")
+        nbytes = numel * np.dtype(dtype).itemsize
+        raw = f.read(nbytes)
+        if count.size != 1 or int(count[0]) != numel or len(raw) != nbytes:
+            raise TorchZipError(f"{path}: storage {key} is truncated or has the wrong size")
+        flats[key] = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+    for out, key, offset, stride in unpickler.pending:
+        if key not in flats:
+            raise TorchZipError(f"{path}: storage {key} is missing from the file")
+        out[...] = _copy_strided(flats[key], offset, out.shape, stride)
+    return result
+
+
+def _is_legacy(f) -> bool:
+    """Whether `f` starts with the legacy magic number; leaves `f` just after it when it does."""
+    try:
+        return _PlainUnpickler(f, "").load() == _LEGACY_MAGIC
+    except Exception:  # any bytes that are not that one pickled integer
+        return False
+
+
 def _open(path: str) -> tuple[zipfile.ZipFile, str]:
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise TorchZipError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise TorchZipError(
-            f"{path}: not a torch zip archive (files saved with torch < 1.6 or with "
-            "_use_new_zipfile_serialization=False are not supported; re-save with a current torch)")
     archive = zipfile.ZipFile(path)
     pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
@@ -166,15 +274,28 @@ def _open(path: str) -> tuple[zipfile.ZipFile, str]:
 
 
 def load(path) -> Any:
-    """Unpickles `path` safely: tensors become NumPy arrays, modules become `ScriptObject`s."""
-    archive, root = _open(path)
-    with archive, archive.open(f"{root}/data.pkl") as f:
-        try:
-            return _WhitelistUnpickler(f, archive, root, os.fspath(path)).load()
-        except TorchZipError:
-            raise
-        except (pickle.UnpicklingError, EOFError, TypeError, ValueError) as e:
-            raise TorchZipError(f"{path}: malformed checkpoint pickle ({e})") from None
+    """Unpickles `path` safely: tensors become NumPy arrays, modules become `ScriptObject`s.
+
+    Reads zip archives (torch >= 1.6, TorchScript) and the legacy `torch.save` stream.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise TorchZipError(f"{path}: no such file")
+    try:
+        if zipfile.is_zipfile(path):
+            archive, root = _open(path)
+            with archive, archive.open(f"{root}/data.pkl") as f:
+                return _ZipUnpickler(f, archive, root, path).load()
+        with open(path, "rb") as f:
+            if not _is_legacy(f):
+                raise TorchZipError(
+                    f"{path}: not a torch checkpoint (neither a torch zip archive nor a legacy "
+                    "torch.save file)")
+            return _load_legacy(path, f)
+    except TorchZipError:
+        raise
+    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, KeyError) as e:
+        raise TorchZipError(f"{path}: malformed checkpoint pickle ({e})") from None
 
 
 def _flatten(obj, prefix: str, out: dict):
