@@ -22,6 +22,7 @@ setup(
         "tqdm",
         "tensorboardX>=2.6",   # TensorBoard event files without TensorFlow
         "grain>=0.2.10",       # the input pipeline
+        "matplotlib",          # the sweep report's plot
     ],
     extras_require={
         # torch only for the PyTorch reference models in tests and bench (2.13.0: the CPU build).

@@ -47,6 +47,20 @@ def test_train_then_sample_builtin_and_lab_layout(tmp_path):
     assert sorted(p.name for p in (tmp_path / "lab_out").glob("image_*.png")) == [
         "image_000.png", "image_001.png", "image_002.png"]
 
+    # The sweep report over the same workdir: T=1 once (any schedule), a sweet spot >= T skipped,
+    # then the two baselines.
+    out = run("-m", "maskgit_jax.sweep", f"--workdir={workdir}", "--schedules=linear,square",
+              "--total_iters=1,3", "--sweet_spots=0,2", "--num=4", "--batch_size=4",
+              f"--output={tmp_path / 'sweep'}")
+    lines = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
+    assert lines[0].startswith("schedule,total_iter,sweet_spot,psnr_masked,ssim_masked,l1_masked")
+    assert [line.split(",")[:3] for line in lines[1:]] == [
+        ["any", "1", ""], ["linear", "3", ""], ["linear", "3", "2"], ["square", "3", ""],
+        ["square", "3", "2"], ["(gray-filled input)", "", ""], ["(mean-colour fill)", "", ""]]
+    table = (tmp_path / "sweep" / "sweep.md").read_text().splitlines()
+    assert len(table) == 2 + 7 and table[0].startswith("| schedule | total_iter |")
+    assert imageio.read_image(tmp_path / "sweep" / "sweep.png").shape[2] == 3
+
 
 def test_bad_options_give_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "sample.py", f"--workdir={tmp_path / 'nothing'}"],

@@ -1,0 +1,202 @@
+"""Sweep report: inpaint one test set for every schedule x total_iter x sweet_spot and compare.
+
+    python -m maskgit_jax.sweep --workdir=runs/faces --schedules=linear,cosine,square \
+        --total_iters=1,4,8,12 --sweet_spots=0,6 [--input=lab_dir] [--fid]
+
+Writes OUT/sweep.csv, OUT/sweep.md (a markdown table) and OUT/sweep.png (masked-region PSNR, and
+FID when computed, against total_iter; one line per schedule and sweet spot). The models are loaded
+and the test set read once; each (shape, T, schedule, sweet spot) compiles its decoder once.
+"""
+
+import csv
+import dataclasses
+import itertools
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from maskgit_jax import fid, metrics, sampling, schedules
+from maskgit_jax.data.normalize import fill_holes
+
+ONE_STEP = "any"   # the schedule column of the T=1 row
+COLUMNS = ("schedule", "total_iter", "sweet_spot", "psnr_masked", "ssim_masked", "l1_masked",
+           "token_accuracy", "fid", "seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOptions:
+    workdir: str
+    output: str
+    schedules: Sequence[str] = ("linear", "cosine", "square")
+    total_iters: Sequence[int] = (1, 4, 8, 12)
+    sweet_spots: Sequence[int] = (0,)  # 0: all T steps; s > 0: stop after s steps (skipped where s >= T)
+    input: Optional[str] = None        # lab-layout folder; None: the built-in held-out test faces
+    num_builtin: int = 64
+    choice_temperature: float = 4.5
+    batch_size: int = 64
+    seed: int = 0
+    fid: bool = False
+    fid_weights: Optional[str] = None
+
+
+def settings(opts: SweepOptions) -> list[tuple[str, int, Optional[int]]]:
+    """(schedule, T, sweet spot or None) in table order.
+
+    T=1 reveals everything in one step whatever the schedule, so it appears once (schedule "any");
+    a sweet spot >= T is the full run, so it is skipped.
+    """
+    for name in opts.schedules:
+        schedules.get(name)  # an unknown name fails before any work, listing the valid ones
+    out = []
+    for name, total_iter, spot in itertools.product(opts.schedules, opts.total_iters, opts.sweet_spots):
+        if total_iter < 1 or spot < 0:
+            raise ValueError(f"total_iters must be >= 1 and sweet_spots >= 0, got T={total_iter}, "
+                             f"sweet_spot={spot}")
+        if total_iter == 1:
+            name, spot = ONE_STEP, 0
+        if (spot == 0 or spot < total_iter) and (name, total_iter, spot or None) not in out:
+            out.append((name, total_iter, spot or None))
+    return out
+
+
+def _baselines(truth: np.ndarray, known: np.ndarray, gray: np.ndarray) -> dict[str, np.ndarray]:
+    """Images to score next to the decoded ones: the holes filled gray (the masked input) and with
+    each image's mean known colour."""
+    return {"(gray-filled input)": gray, "(mean-colour fill)": metrics.mean_fill(truth, known)}
+
+
+def run(opts: SweepOptions) -> list[dict]:
+    """Runs the sweep, writes the CSV, the table and the plot; returns the rows."""
+    trained = sampling.load_trained(opts.workdir)
+    sample_opts = sampling.SampleOptions(workdir=opts.workdir, output=opts.output, input=opts.input,
+                                         num_builtin=opts.num_builtin, batch_size=opts.batch_size,
+                                         seed=opts.seed, choice_temperature=opts.choice_temperature)
+    test = sampling.test_set(sample_opts, trained.config.data.image_size)
+    if test.ground_truth is None:
+        raise ValueError(f"{opts.input}: the sweep needs ground truth (a gt/ folder or test_gt.csv)")
+    truth, known = test.ground_truth, test.known
+    true_ids = trained.encode(truth, opts.batch_size)
+    truth_features = fid.features_of_arrays(truth, opts.batch_size, opts.fid_weights) if opts.fid else None
+    rows = []
+    for name, total_iter, spot in settings(opts):
+        start = time.perf_counter()
+        decode_as = opts.schedules[0] if name == ONE_STEP else name
+        result = trained.inpaint(
+            dataclasses.replace(sample_opts, schedule=decode_as, total_iter=total_iter, sweet_spot=spot),
+            truth, known, history=False)
+        seconds = time.perf_counter() - start
+        rows.append({"schedule": name, "total_iter": total_iter, "sweet_spot": spot or "",
+                     **sampling.scores(result, truth, known, true_ids), "seconds": round(seconds, 3)})
+        if opts.fid:
+            rows[-1]["fid"] = fid.fid_from_features(
+                fid.features_of_arrays(result.images, opts.batch_size, opts.fid_weights), truth_features)
+        _print(rows[-1])
+    for name, images in _baselines(truth, known, fill_holes(truth, known)).items():
+        rows.append({"schedule": name, "total_iter": "", "sweet_spot": "",
+                     **sampling.pixel_scores(images, truth, known)})
+        if opts.fid:
+            rows[-1]["fid"] = fid.fid_from_features(
+                fid.features_of_arrays(images, opts.batch_size, opts.fid_weights), truth_features)
+        _print(rows[-1])
+    out = Path(opts.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "sweep.csv", rows)
+    (out / "sweep.md").write_text(markdown_table(rows))
+    plot(out / "sweep.png", rows)
+    return rows
+
+
+def _print(row: dict) -> None:
+    print(" ".join(f"{k}={_fmt(row[k])}" for k in COLUMNS if k in row), flush=True)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    return [c for c in COLUMNS if any(c in row for row in rows)]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_columns(rows))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = _columns(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, rows: list[dict]) -> None:
+    """PSNR (and FID) against T: one line per (schedule, sweet spot); T=1 and the baselines level."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("the sweep plot needs matplotlib: pip install matplotlib") from None
+    curves = [r for r in rows if r["total_iter"] != "" and r["schedule"] != ONE_STEP]
+    levels = [r for r in rows if r not in curves]
+    metric_names = [m for m in ("psnr_masked", "fid") if any(m in row for row in rows)]
+    fig, axes = plt.subplots(1, len(metric_names), figsize=(5.5 * len(metric_names), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metric_names):
+        key = lambda r: (r["schedule"], str(r["sweet_spot"]))
+        for (name, spot), group in itertools.groupby(sorted(curves, key=key), key=key):
+            group = sorted(group, key=lambda r: r["total_iter"])
+            ax.plot([r["total_iter"] for r in group], [r[metric] for r in group], marker="o",
+                    linestyle="--" if spot else "-",
+                    label=name + (f" (sweet spot {spot})" if spot else ""))
+        for color, row in zip(("black", "tab:gray", "tab:brown"), levels):
+            label = "T=1" if row["schedule"] == ONE_STEP else row["schedule"].strip("()")
+            ax.axhline(row[metric], color=color, linestyle=":", label=label)
+        ax.set_xlabel("total_iter T")
+        ax.set_ylabel({"psnr_masked": "masked-region PSNR (dB)", "fid": "FID"}[metric])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m maskgit_jax.sweep", description=__doc__.split("\n")[0])
+    p.add_argument("--workdir", required=True, help="a trained workdir")
+    p.add_argument("--output", help="where the report goes (default: WORKDIR/sweep)")
+    p.add_argument("--input", help="test folder in the lab layout (default: built-in test faces)")
+    p.add_argument("--schedules", default="linear,cosine,square")
+    p.add_argument("--total_iters", default="1,4,8,12")
+    p.add_argument("--sweet_spots", default="0", help="0 = all steps")
+    p.add_argument("--num", type=int, default=64, help="built-in test faces")
+    p.add_argument("--choice_temperature", type=float, default=4.5)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fid", action="store_true", help="also the FID against the ground truth")
+    p.add_argument("--fid_weights", help="FID Inception weights file (default: fetched once)")
+    a = p.parse_args(argv)
+    ints = lambda text, flag: [_int(v, flag) for v in text.split(",") if v]
+    rows = run(SweepOptions(
+        workdir=a.workdir, output=a.output or str(Path(a.workdir) / "sweep"), input=a.input,
+        schedules=[s for s in a.schedules.split(",") if s], total_iters=ints(a.total_iters, "--total_iters"),
+        sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
+        choice_temperature=a.choice_temperature, batch_size=a.batch_size, seed=a.seed, fid=a.fid,
+        fid_weights=a.fid_weights))
+    print(f"wrote {len(rows)} rows to {a.output or Path(a.workdir) / 'sweep'}/sweep.csv, sweep.md, sweep.png")
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SystemExit(f"{flag}: {text!r} is not an integer") from None
+
+
+if __name__ == "__main__":
+    main()
