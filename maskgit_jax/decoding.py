@@ -95,14 +95,12 @@ def _per_example_keys(rng: jax.Array, batch: int) -> jax.Array:
     return jax.random.split(rng, batch) if single else rng
 
 
-def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
-           cfg: DecodeConfig, return_history: bool = False) -> DecodeState:
-    """Fills every [MASK] in ``ids_BxL``; known tokens never change.
+def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
+                 cfg: DecodeConfig, return_history: bool = False):
+    """(initial state, ``step(t, state) -> state``): the loop of ``decode`` before it is run.
 
-    ``rng`` is one key per example (shape (B,)), or a single key that is split into B. An example decoded
-    with the same key gives the same result whatever else is in the batch.
-    Returns the final state: ``ids_BxL`` has no [MASK] left. With ``return_history`` the state also
-    holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
+    ``decode`` runs the steps in one ``lax.fori_loop``; the pieces are public so that other loops
+    (e.g. a host loop that looks at every step) run exactly the same steps.
     """
     ids_BxL = ids_BxL.astype(jnp.int32)
     rng_B = _per_example_keys(rng, ids_BxL.shape[0])
@@ -132,8 +130,23 @@ def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogit
             history_pred = history_pred.at[t].set(picked_BxL)
         return DecodeState(new_ids_BxL, picked_BxL, history_ids, history_pred)
 
-    state = DecodeState(ids_BxL, ids_BxL, empty, empty)
-    state = jax.lax.fori_loop(0, cfg.num_steps, step, state)
-    # Stopped at the sweet spot: what is still masked takes the last step's prediction.
+    return DecodeState(ids_BxL, ids_BxL, empty, empty), step
+
+
+def finish(state: DecodeState, cfg: DecodeConfig) -> DecodeState:
+    """Stopped at the sweet spot: what is still masked takes the last step's prediction."""
     final_BxL = jnp.where(state.ids_BxL == cfg.mask_id, state.prediction_BxL, state.ids_BxL)
     return state.replace(ids_BxL=final_BxL)
+
+
+def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
+           cfg: DecodeConfig, return_history: bool = False) -> DecodeState:
+    """Fills every [MASK] in ``ids_BxL``; known tokens never change.
+
+    ``rng`` is one key per example (shape (B,)), or a single key that is split into B. An example decoded
+    with the same key gives the same result whatever else is in the batch.
+    Returns the final state: ``ids_BxL`` has no [MASK] left. With ``return_history`` the state also
+    holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
+    """
+    state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history)
+    return finish(jax.lax.fori_loop(0, cfg.num_steps, step, state), cfg)

@@ -164,3 +164,16 @@ def test_bad_config_is_rejected_clearly():
         decoding.DecodeConfig(num_codes=K, total_iter=4, sweet_spot=5)
     with pytest.raises(ValueError, match="unknown schedule"):
         decoding.DecodeConfig(num_codes=K, schedule="nope")
+
+
+def test_a_host_loop_over_the_parts_decodes_like_decode():
+    ids, table = make_inputs(seed=3)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=6, schedule="cosine", sweet_spot=5)
+    key = jax.random.key(4)
+    ttl = fake_tokens_to_logits(table)
+    state, _ = decoding.decode_parts(ids, key, ttl, cfg)
+    step = jax.jit(lambda t, s: decoding.decode_parts(ids, key, ttl, cfg)[1](t, s))
+    for t in range(cfg.num_steps):  # one compiled step at a time, back on the host in between
+        state = step(t, state)
+    got = decoding.finish(state, cfg).ids_BxL
+    np.testing.assert_array_equal(got, run(ids, table, cfg, seed=4).ids_BxL)

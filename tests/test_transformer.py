@@ -3,6 +3,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy.special import erf
 
 from maskgit_jax.models import transformer as tr
@@ -59,6 +60,22 @@ def test_forward_matches_float64_numpy_reference():
     want = numpy_reference(params, ids, TINY)
     assert got.shape == (3, TINY["seq_len"], TINY["num_codes"] + 1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_every_attention_implementation_matches_the_reference():
+    params = init(tr.BidirectionalTransformer(**TINY), TINY["seq_len"])
+    ids = np.random.RandomState(1).randint(0, TINY["num_codes"] + 1, size=(2, TINY["seq_len"]))
+    want = numpy_reference(params, ids, TINY)
+    for attention in ("auto", "xla", "einsum"):  # "cudnn" needs a GPU
+        model = tr.BidirectionalTransformer(**TINY, attention=attention)
+        got = np.asarray(model.apply({"params": params}, jnp.asarray(ids)))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=attention)
+
+
+def test_unknown_attention_is_refused():
+    model = tr.BidirectionalTransformer(**TINY, attention="flash")
+    with pytest.raises(ValueError, match="attention must be one of"):
+        init(model, TINY["seq_len"])
 
 
 def test_attention_is_bidirectional():

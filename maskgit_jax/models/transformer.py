@@ -15,19 +15,42 @@ import jax.numpy as jnp
 Dtype = Any
 
 
+ATTENTION = ("auto", "xla", "cudnn", "einsum")
+
+
+def einsum_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH):
+    """softmax(q k^T / sqrt(H)) v spelled out: the (B, N, L, L) weights are materialised."""
+    scale = q_BxLxNxH.shape[-1] ** -0.5
+    logits_BxNxLxL = jnp.einsum("bqnh,bknh->bnqk", q_BxLxNxH * scale, k_BxLxNxH)
+    weights_BxNxLxL = jax.nn.softmax(logits_BxNxLxL.astype(jnp.float32), axis=-1)
+    return jnp.einsum("bnqk,bknh->bqnh", weights_BxNxLxL.astype(v_BxLxNxH.dtype), v_BxLxNxH)
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention over all positions (no causal mask) via jax.nn.dot_product_attention."""
+    """Multi-head self-attention over all positions (no causal mask).
+
+    attention: "auto" = jax.nn.dot_product_attention, which on GPU picks the fused cuDNN (flash)
+    kernel when the shapes and dtype allow it; "xla" / "cudnn" force that function's implementation;
+    "einsum" = ``einsum_attention``. All give the same result up to rounding.
+    """
     dim: int
     heads: int
     dtype: Dtype = jnp.float32
+    attention: str = "auto"
 
     @nn.compact
     def __call__(self, x_BxLxD):
+        if self.attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
         head_dim = self.dim // self.heads
         proj = lambda name: nn.DenseGeneral((self.heads, head_dim), dtype=self.dtype, name=name)
         q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (proj(n)(x_BxLxD) for n in ("query", "key", "value"))
-        # On GPU this picks a fused (cuDNN flash) kernel when the shapes and dtype allow it.
-        out_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH)
+        if self.attention == "einsum":
+            out_BxLxNxH = einsum_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH)
+        else:
+            implementation = None if self.attention == "auto" else self.attention
+            out_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH,
+                                                       implementation=implementation)
         return nn.DenseGeneral(self.dim, axis=(-2, -1), dtype=self.dtype, name="out")(out_BxLxNxH)
 
 
@@ -39,12 +62,13 @@ class Block(nn.Module):
     dropout: float
     ln_eps: float
     dtype: Dtype = jnp.float32
+    attention: str = "auto"
 
     @nn.compact
     def __call__(self, x, train: bool):
         ln = lambda name: nn.LayerNorm(epsilon=self.ln_eps, dtype=jnp.float32, name=name)
         drop = nn.Dropout(self.dropout, deterministic=not train)
-        attn = Attention(self.dim, self.heads, self.dtype, name="Attention")(x)
+        attn = Attention(self.dim, self.heads, self.dtype, self.attention, name="Attention")(x)
         x = ln("LayerNorm1")(x + drop(attn)).astype(self.dtype)
         h = nn.Dense(self.mlp_dim, dtype=self.dtype, name="MLP_0")(x)
         h = nn.gelu(h, approximate=False)
@@ -59,6 +83,7 @@ class BidirectionalTransformer(nn.Module):
     dim / depth / heads / mlp_dim: width, number of blocks, attention heads, MLP hidden width.
     dropout: rate on embeddings, attention output and MLP output.  ln_eps: LayerNorm epsilon.
     dtype: compute dtype (bf16 on accelerators); parameters are always float32.
+    attention: how attention is computed (see ``Attention``); the parameters are the same.
     """
     num_codes: int
     seq_len: int
@@ -69,6 +94,7 @@ class BidirectionalTransformer(nn.Module):
     dropout: float = 0.1
     ln_eps: float = 1e-12
     dtype: Dtype = jnp.float32
+    attention: str = "auto"
 
     @property
     def mask_id(self) -> int:
@@ -84,7 +110,7 @@ class BidirectionalTransformer(nn.Module):
         x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(self.dtype)
         for i in range(self.depth):
             x = Block(self.dim, self.heads, self.mlp_dim, self.dropout, self.ln_eps, self.dtype,
-                      name=f"blocks_{i}")(x, train)
+                      self.attention, name=f"blocks_{i}")(x, train)
         h = nn.Dense(self.dim, dtype=self.dtype, name="Token_Prediction_0")(x)
         h = nn.gelu(h, approximate=False)
         h = nn.LayerNorm(epsilon=self.ln_eps, name="Token_Prediction_2")(h)

@@ -1,0 +1,59 @@
+"""Markdown tables, the run's header (date, device, command), and appending both to RESULTS.md."""
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+
+@dataclasses.dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, *row) -> None:
+        if len(row) != len(self.columns):
+            raise ValueError(f"{self.title}: {len(row)} values for {len(self.columns)} columns")
+        self.rows.append(list(row))
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in self.rows]
+        lines += [""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def fmt(value) -> str:
+    """Numbers with 3 significant digits (thousands grouped); None as a dash; the rest as str."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value != value:
+            return "—"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def ratio(new, old):
+    """How many times faster ``new`` is than ``old`` (both rates), or None."""
+    return None if not new or not old else f"{new / old:.2f}x"
+
+
+def header(command: str, device: dict) -> str:
+    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    lines = [f"## {stamp}: {device['summary']}", "", "```", command, "```", ""]
+    lines += [f"- {key}: {value}" for key, value in device.items() if key != "summary"]
+    return "\n".join(lines) + "\n"
+
+
+def append(path: str, text: str) -> None:
+    path = Path(path)
+    if not path.exists():
+        path.write_text("# Benchmark results\n\nAppended by `python -m bench.run` "
+                        "(see bench/README.md); newest last.\n\n")
+    with path.open("a") as f:
+        f.write("\n" + text)
