@@ -145,8 +145,8 @@ def scores(result: inpaint.InpaintResult, truth: np.ndarray, known: np.ndarray,
             "token_accuracy": metrics.token_accuracy(result.ids, true_ids, result.unknown_tokens)}
 
 
-def _fids(candidates: dict[str, np.ndarray], truth: np.ndarray, opts: SampleOptions) -> dict:
-    """{name: FID of those uint8 (N, H, W, 3) images against the truth}, the truth's features once."""
+def fids(candidates: dict, truth: np.ndarray, opts: SampleOptions) -> dict:
+    """{key: FID of those uint8 (N, H, W, 3) images against the truth}, the truth's features once."""
     truth_features = fid.features_of_arrays(truth, opts.batch_size, opts.fid_weights)
     return {name: fid.fid_from_features(fid.features_of_arrays(images, opts.batch_size, opts.fid_weights),
                                         truth_features)
@@ -198,7 +198,7 @@ def run(opts: SampleOptions) -> dict:
         candidates = {"fid": result.images}
         if one_step is not None:
             candidates.update(fid_T1=one_step.images, fid_masked_input=masked_input)
-        report.update(_fids(candidates, test.ground_truth, opts))
+        report.update(fids(candidates, test.ground_truth, opts))
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     return report

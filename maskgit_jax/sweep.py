@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from maskgit_jax import fid, metrics, sampling, schedules
+from maskgit_jax import metrics, sampling, schedules
 from maskgit_jax.data.normalize import fill_holes
 
 ONE_STEP = "any"   # the schedule column of the T=1 row
@@ -61,10 +61,11 @@ def settings(opts: SweepOptions) -> list[tuple[str, int, Optional[int]]]:
     return out
 
 
-def _baselines(truth: np.ndarray, known: np.ndarray, gray: np.ndarray) -> dict[str, np.ndarray]:
+def _baselines(truth: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
     """Images to score next to the decoded ones: the holes filled gray (the masked input) and with
     each image's mean known colour."""
-    return {"(gray-filled input)": gray, "(mean-colour fill)": metrics.mean_fill(truth, known)}
+    return {"(gray-filled input)": fill_holes(truth, known),
+            "(mean-colour fill)": metrics.mean_fill(truth, known)}
 
 
 def run(opts: SweepOptions) -> list[dict]:
@@ -72,14 +73,14 @@ def run(opts: SweepOptions) -> list[dict]:
     trained = sampling.load_trained(opts.workdir)
     sample_opts = sampling.SampleOptions(workdir=opts.workdir, output=opts.output, input=opts.input,
                                          num_builtin=opts.num_builtin, batch_size=opts.batch_size,
-                                         seed=opts.seed, choice_temperature=opts.choice_temperature)
+                                         seed=opts.seed, choice_temperature=opts.choice_temperature,
+                                         fid_weights=opts.fid_weights)
     test = sampling.test_set(sample_opts, trained.config.data.image_size)
     if test.ground_truth is None:
         raise ValueError(f"{opts.input}: the sweep needs ground truth (a gt/ folder or test_gt.csv)")
     truth, known = test.ground_truth, test.known
     true_ids = trained.encode(truth, opts.batch_size)
-    truth_features = fid.features_of_arrays(truth, opts.batch_size, opts.fid_weights) if opts.fid else None
-    rows = []
+    rows, images = [], []  # images[i]: the outputs scored in rows[i], kept for the FID at the end
     for name, total_iter, spot in settings(opts):
         start = time.perf_counter()
         decode_as = opts.schedules[0] if name == ONE_STEP else name
@@ -89,17 +90,18 @@ def run(opts: SweepOptions) -> list[dict]:
         seconds = time.perf_counter() - start
         rows.append({"schedule": name, "total_iter": total_iter, "sweet_spot": spot or "",
                      **sampling.scores(result, truth, known, true_ids), "seconds": round(seconds, 3)})
-        if opts.fid:
-            rows[-1]["fid"] = fid.fid_from_features(
-                fid.features_of_arrays(result.images, opts.batch_size, opts.fid_weights), truth_features)
+        images.append(result.images)
         _print(rows[-1])
-    for name, images in _baselines(truth, known, fill_holes(truth, known)).items():
+    for name, filled in _baselines(truth, known).items():
         rows.append({"schedule": name, "total_iter": "", "sweet_spot": "",
-                     **sampling.pixel_scores(images, truth, known)})
-        if opts.fid:
-            rows[-1]["fid"] = fid.fid_from_features(
-                fid.features_of_arrays(images, opts.batch_size, opts.fid_weights), truth_features)
+                     **sampling.pixel_scores(filled, truth, known)})
+        images.append(filled)
         _print(rows[-1])
+    if opts.fid:
+        fids = sampling.fids(dict(enumerate(images)), truth, sample_opts)
+        for i, row in enumerate(rows):
+            row["fid"] = fids[i]
+            print(f"fid {row['schedule']} {row['total_iter']} {row['sweet_spot']}: {fids[i]:.4f}")
     out = Path(opts.output)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "sweep.csv", rows)

@@ -323,7 +323,7 @@ def test_sampling_scores_each_candidate_against_the_truth(images, weights_file):
     from maskgit_jax import sampling
 
     opts = SimpleNamespace(batch_size=3, fid_weights=str(weights_file))
-    got = sampling._fids({"fid": images, "fid_T1": 255 - images}, images, opts)
+    got = sampling.fids({"fid": images, "fid_T1": 255 - images}, images, opts)
     assert set(got) == {"fid", "fid_T1"}
     assert abs(got["fid"]) < 1e-6
     assert got["fid_T1"] == pytest.approx(score.fid_of_arrays(255 - images, images, 3, weights_file),

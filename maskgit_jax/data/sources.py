@@ -24,7 +24,7 @@ def _looks_like_image(path: Path) -> bool:
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def folder_images(folder: Path, num: int | None, image_size: int) -> np.ndarray:
+def _folder_images(folder: Path, num: int | None, image_size: int) -> np.ndarray:
     """Every image under ``folder`` (recursive, sorted), decoded by content whatever its name says.
 
     A file with an image suffix must decode (else ImageError naming it); other files are taken when
@@ -71,4 +71,4 @@ def load_images(source: str, split: str = "train", num: int | None = None,
     folder = Path(os.path.expanduser(source))
     if (folder / split).is_dir():
         folder = folder / split
-    return folder_images(folder, num, image_size)
+    return _folder_images(folder, num, image_size)
