@@ -67,10 +67,15 @@ def stated_peak_tflops(dtype: str) -> float | None:
     return None
 
 
+def _matmul_size() -> tuple[int, int]:
+    """(n, chain): square matmuls of side n, chained ``chain`` times (large on accelerators)."""
+    return (8192, 10) if accelerator() else (1024, 4)
+
+
 @functools.cache
 def measured_matmul_tflops(dtype: str) -> float:
     """TFLOP/s of a chain of large square matmuls on the first device (n=8192 on accelerators)."""
-    n, chain = (8192, 10) if accelerator() else (1024, 4)
+    n, chain = _matmul_size()
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
     b = (jax.random.normal(jax.random.key(1), (n, n), jnp.float32) / n ** 0.5).astype(dtype)
 
@@ -79,3 +84,34 @@ def measured_matmul_tflops(dtype: str) -> float:
         return jax.lax.fori_loop(0, chain, lambda _, x: x @ b, a)
 
     return 2 * n ** 3 * chain / timing.seconds(lambda: run(a, b), repeats=5) / 1e12
+
+
+@functools.cache
+def measured_torch_matmul_tflops(dtype: str) -> float | None:
+    """The same matmul chain in PyTorch on its device (its BLAS may be faster than XLA's on a CPU);
+    None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from bench import models
+    n, chain = _matmul_size()
+    dev, torch_dtype = models.torch_device(), getattr(torch, dtype)
+    a = torch.randn(n, n, device=dev).to(torch_dtype)
+    b = (torch.randn(n, n, device=dev) / n ** 0.5).to(torch_dtype)
+
+    def run():
+        x = a
+        for _ in range(chain):
+            x = x @ b
+        return x
+
+    with torch.no_grad():
+        return 2 * n ** 3 * chain / timing.seconds(run, repeats=5, sync=timing.torch_sync) / 1e12
+
+
+def matmul_ceiling_tflops(dtype: str) -> float:
+    """The faster of the two measured matmul rates, over all devices: no implementation of a
+    model made of matmuls runs faster than its FLOPs at this rate."""
+    rates = [measured_matmul_tflops(dtype), measured_torch_matmul_tflops(dtype) or 0.0]
+    return max(rates) * jax.device_count()
