@@ -112,4 +112,4 @@ def measure(m: JaxModels, ids_table: report.Table, pass_table: report.Table, ima
         if not with_vqgan:  # every step runs the transformer over the whole sequence
             table.notes.append(report.ceiling_note(
                 m.name, m.dtype, device.matmul_ceiling_tflops(m.dtype),
-                TOTAL_ITER * m.forward_flops(), torch_one, TARGET_VS_TORCH))
+                TOTAL_ITER * m.forward_flops(), torch_one, device.cpu_target(TARGET_VS_TORCH)))

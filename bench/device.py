@@ -58,6 +58,11 @@ def accelerator() -> bool:
     return jax.devices()[0].platform != "cpu"
 
 
+def cpu_target(target: float) -> float | None:
+    """PRODUCT.md's speed-ups over PyTorch are CPU targets (accelerators have MFU targets)."""
+    return None if accelerator() else target
+
+
 def stated_peak_tflops(dtype: str) -> float | None:
     kind = jax.devices()[0].device_kind
     for name, peaks in STATED_PEAKS:

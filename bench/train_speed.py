@@ -58,4 +58,4 @@ def measure(m: JaxModels, t: report.Table, batch: int, steps: int, repeats: int,
               None if stated is None else f"{100 * tflops / stated:.1f}%",
               f"{100 * tflops / measured:.1f}%", report.ratio(ips, torch_ips))
     t.notes.append(report.ceiling_note(m.name, m.dtype, device.matmul_ceiling_tflops(m.dtype), flops,
-                                       torch_ips, TARGET_VS_TORCH))
+                                       torch_ips, device.cpu_target(TARGET_VS_TORCH)))

@@ -12,9 +12,11 @@ def test_ceiling_note_against_a_hand_computed_case():
     assert "the 2x target (100 images/s) lies within that ceiling" in within
 
 
-def test_ceiling_note_without_a_pytorch_rate_states_the_ceiling_only():
+def test_ceiling_note_without_a_pytorch_rate_or_a_target():
     note = report.ceiling_note("lab", "bfloat16", 400.0, 4e11, torch_rate=None, target=2.0)
     assert note.endswith("no implementation exceeds 1,000 images/s.")
+    note = report.ceiling_note("lab", "bfloat16", 400.0, 4e11, torch_rate=250.0, target=None)
+    assert note.endswith("1,000 images/s = 4.00x PyTorch's rate.")
 
 
 def test_ratio_and_number_formatting():
