@@ -7,7 +7,7 @@ import platform
 import jax
 import jax.numpy as jnp
 
-from bench import timing
+from bench import models, timing
 
 # Dense TFLOP/s from the vendors' data sheets: (substring of device_kind, {dtype: peak}).
 # float32 on NVIDIA GPUs: XLA runs float32 matmuls as TF32 by default, so the TF32 peak.
@@ -99,7 +99,6 @@ def measured_torch_matmul_tflops(dtype: str) -> float | None:
         import torch
     except ImportError:
         return None
-    from bench import models
     n, chain = _matmul_size()
     dev, torch_dtype = models.torch_device(), getattr(torch, dtype)
     a = torch.randn(n, n, device=dev).to(torch_dtype)

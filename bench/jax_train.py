@@ -26,7 +26,8 @@ class Switches:
     sync_each_step: bool = False  # fetch the loss right after each step (host round-trip)
 
 
-def _step_and_state(m: JaxModels, mesh, s: Switches):
+def step_and_state(m: JaxModels, mesh, s: Switches):
+    """(compiled ``step(state, batch) -> (state, metrics)``, a fresh state) with ``s``'s switches."""
     model, tx, opts = experiment.transformer_parts(m.config)
     model = model.clone(attention=s.attention)
     init, _ = experiment.transformer_init(m.config, mesh_lib.replicated(mesh))
@@ -51,7 +52,7 @@ def images_per_second(m: JaxModels, data: np.ndarray, batch: int, steps: int, re
     """Training images/s over ``steps`` updates on batches drawn from ``data`` (token ids, or uint8
     images when ``s.encode_images``), after two updates that compile."""
     mesh = mesh_lib.make_mesh()
-    step, state = _step_and_state(m, mesh, s)
+    step, state = step_and_state(m, mesh, s)
     holder = {"state": state}
     rng = np.random.default_rng(0)
 

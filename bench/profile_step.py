@@ -48,7 +48,7 @@ def main() -> None:
 
     m = models.jax_models(args.config, "float32")
     mesh = mesh_lib.make_mesh()
-    step, state = jax_train._step_and_state(m, mesh, jax_train.Switches())
+    step, state = jax_train.step_and_state(m, mesh, jax_train.Switches())
     batch = mesh_lib.put_batch(models.random_ids(m, m.config.transformer.batch_size), mesh)
     for _ in range(3):  # compile and warm up
         state, _ = step(state, batch)
