@@ -21,8 +21,9 @@ def init(model, seq_len, seed=0):
     return jax.tree.unflatten(treedef, leaves)
 
 
-def numpy_reference(p, ids, cfg):
-    """Float64 forward pass written from PRODUCT.md §3, independent of flax."""
+def numpy_reference(p, ids, cfg, predicted=None):
+    """Float64 forward pass written from PRODUCT.md §3, independent of flax; ``predicted`` (B, L) bool
+    adds ``pred_emb`` at those positions (the optional self-conditioning flag)."""
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), p)
     eps, n = cfg["ln_eps"], cfg["heads"]
 
@@ -33,6 +34,8 @@ def numpy_reference(p, ids, cfg):
 
     gelu = lambda x: 0.5 * x * (1 + erf(x / math.sqrt(2)))
     x = p["tok_emb"]["embedding"][ids] + p["pos_emb"][None, : ids.shape[1]]
+    if predicted is not None:
+        x = x + predicted[..., None] * p["pred_emb"]
     x = ln(x, p["LN"])
     for i in range(cfg["depth"]):
         b = p[f"blocks_{i}"]
@@ -60,6 +63,29 @@ def test_forward_matches_float64_numpy_reference():
     want = numpy_reference(params, ids, TINY)
     assert got.shape == (3, TINY["seq_len"], TINY["num_codes"] + 1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_predicted_flag_adds_its_embedding_as_in_the_reference():
+    model = tr.BidirectionalTransformer(**TINY, predicted_embedding=True)
+    params = init(model, TINY["seq_len"])
+    rs = np.random.RandomState(2)
+    ids = rs.randint(0, TINY["num_codes"] + 1, size=(3, TINY["seq_len"]))
+    predicted = rs.rand(3, TINY["seq_len"]) < 0.4
+    apply = lambda flags: np.asarray(model.apply({"params": params}, jnp.asarray(ids), predicted_BxL=flags))
+    np.testing.assert_allclose(apply(predicted), numpy_reference(params, ids, TINY, predicted),
+                               rtol=1e-4, atol=1e-4)
+    # No flags means nothing predicted; flags change the logits.
+    np.testing.assert_allclose(apply(None), numpy_reference(params, ids, TINY), rtol=1e-4, atol=1e-4)
+    assert np.abs(apply(predicted) - apply(None)).max() > 1e-3
+
+
+def test_predicted_flag_is_ignored_without_its_embedding():
+    model = tr.BidirectionalTransformer(**TINY)
+    params = init(model, TINY["seq_len"])
+    assert "pred_emb" not in params  # the course architecture, unchanged
+    ids = jnp.asarray(np.random.RandomState(3).randint(0, TINY["num_codes"] + 1, size=(2, TINY["seq_len"])))
+    flagged = model.apply({"params": params}, ids, predicted_BxL=jnp.ones(ids.shape, bool))
+    np.testing.assert_array_equal(flagged, model.apply({"params": params}, ids))
 
 
 def test_every_attention_implementation_matches_the_reference():

@@ -2,6 +2,8 @@
 
 Layout (PRODUCT.md §3): Embedding(K+1, d) + learned position embedding -> LayerNorm -> dropout -> post-LN
 encoder blocks -> prediction head (Dense, GELU, LN) -> logits = h @ tok_emb^T + bias[position, token].
+Optionally (not in the course model) a learned ``pred_emb`` is added to the input where the id is the
+decoder's own earlier guess (``predicted_embedding``; trained by self-conditioning).
 Submodule names follow the course checkpoint (``tok_emb``, ``pos_emb``, ``blocks_{i}/Attention``,
 ``LayerNorm1``, ``MLP_0`` ...) so its state_dict maps one-to-one.
 """
@@ -84,6 +86,10 @@ class BidirectionalTransformer(nn.Module):
     dropout: rate on embeddings, attention output and MLP output.  ln_eps: LayerNorm epsilon.
     dtype: compute dtype (bf16 on accelerators); parameters are always float32.
     attention: how attention is computed (see ``Attention``); the parameters are the same.
+    predicted_embedding: adds a learned vector ``pred_emb`` to the input at positions flagged in
+      ``predicted_BxL``: ids the decoder filled in at an earlier step, as opposed to given ones, so the
+      model can learn how far to trust its own guesses (trained with ``self_condition``, see
+      ``train.transformer_stage``). Off in the course architecture.
     """
     num_codes: int
     seq_len: int
@@ -95,17 +101,24 @@ class BidirectionalTransformer(nn.Module):
     ln_eps: float = 1e-12
     dtype: Dtype = jnp.float32
     attention: str = "auto"
+    predicted_embedding: bool = False
 
     @property
     def mask_id(self) -> int:
         return self.num_codes
 
     @nn.compact
-    def __call__(self, ids_BxL, train: bool = False):
+    def __call__(self, ids_BxL, train: bool = False, predicted_BxL=None):
+        """predicted_BxL: bool, True where the id is an earlier prediction; None = none. Ignored
+        without ``predicted_embedding``, so callers may always pass it."""
         vocab = self.num_codes + 1
         tok_emb = nn.Embed(vocab, self.dim, embedding_init=nn.initializers.normal(0.02), name="tok_emb")
         pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.seq_len, self.dim))
         x = tok_emb(ids_BxL) + pos_emb[None, : ids_BxL.shape[1]]
+        if self.predicted_embedding:
+            pred_emb = self.param("pred_emb", nn.initializers.normal(0.02), (self.dim,))
+            if predicted_BxL is not None:
+                x = x + jnp.where(predicted_BxL[..., None], pred_emb, 0.0)
         x = nn.LayerNorm(epsilon=self.ln_eps, name="LN")(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(self.dtype)
         for i in range(self.depth):
