@@ -46,6 +46,9 @@ class JaxModels:
 def config(name: str, dtype: str = "float32"):
     c = faces_config.get_config(name)
     c.compute_dtype = dtype
+    # The course's masked-token step, the work the PyTorch reference does: no self-conditioning pass.
+    c.transformer.self_condition = 0.0
+    c.transformer_model.predicted_embedding = False
     return c
 
 

@@ -89,6 +89,9 @@ def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
     if tr_config is not None:
         config.transformer_model.update({k: v for k, v in tr_config.items()
                                          if k not in ("num_codes", "seq_len")})
+        # The course's transformer has no predicted-token flag, so fine-tuning it cannot train one.
+        config.transformer_model.predicted_embedding = False
+        config.transformer.self_condition = 0.0
     experiment.save_config(config, workdir)
 
     sharding = mesh_lib.replicated(mesh_lib.make_mesh())

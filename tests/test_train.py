@@ -49,12 +49,10 @@ def test_tokenizer_step_lowers_the_loss_on_a_fixed_batch():
     assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
 
 
-def test_transformer_step_lowers_the_loss_on_a_fixed_batch():
-    config = tiny_config(**{"transformer.steps": 100, "transformer.lr": 1e-2,
-                            "transformer.warmup_steps": 1, "transformer_model.dropout": 0.0})
+def _transformer_loss_before_and_after_training(config):
+    """(state after 15 steps, fixed-mask loss before, after) on tokens whose masked ones are predictable."""
     model, tx, opts = experiment.transformer_parts(config)
-    init, _ = experiment.transformer_init(config, None)
-    state = init()
+    state = experiment.transformer_init(config, None)[0]()
     step = jax.jit(functools.partial(transformer_stage.train_step, model=model, tx=tx, opts=opts,
                                      seed=0))
     # Structured tokens: each row repeats a short pattern, so masked tokens are predictable.
@@ -66,8 +64,49 @@ def test_transformer_step_lowers_the_loss_on_a_fixed_batch():
     before = float(fixed_loss(state.params))
     for _ in range(15):
         state, _ = step(state, tokens)
-    after = float(fixed_loss(state.params))
+    return state, before, float(fixed_loss(state.params))
+
+
+TRANSFORMER_FIT = {"transformer.steps": 100, "transformer.lr": 1e-2, "transformer.warmup_steps": 1,
+                   "transformer_model.dropout": 0.0}
+
+
+def test_transformer_step_lowers_the_loss_on_a_fixed_batch():
+    _, before, after = _transformer_loss_before_and_after_training(tiny_config(**TRANSFORMER_FIT))
     assert after < 0.9 * before, (before, after)  # chance level is ln(32) = 3.47
+
+
+def test_fill_with_guesses_fills_only_masked_positions_with_the_guesses():
+    rs = np.random.RandomState(0)
+    batch, seq_len, mask_id = 64, 16, 99
+    masked = jnp.asarray(rs.rand(batch, seq_len) < 0.6)
+    inputs = jnp.where(masked, mask_id, jnp.asarray(rs.randint(0, 10, (batch, seq_len))))
+    guesses = jnp.asarray(rs.randint(10, 20, (batch, seq_len)))
+    new_inputs, still, predicted = map(np.asarray, transformer_stage.fill_with_guesses(
+        jax.random.key(0), inputs, masked, guesses, fraction=0.5))
+    masked, inputs, guesses = map(np.asarray, (masked, inputs, guesses))
+    assert not (predicted & ~masked).any()                       # only masked positions are filled
+    np.testing.assert_array_equal(still, masked & ~predicted)    # the rest stays masked and scored
+    np.testing.assert_array_equal(new_inputs, np.where(predicted, guesses, inputs))
+    count, filled = masked.sum(1), predicted.sum(1)
+    assert (filled <= count).all() and (filled[count > 0] < count[count > 0]).all()  # floor(u * n), u < 1
+    chosen = filled > 0
+    assert 0.2 < chosen.mean() < 0.55, chosen.mean()   # about half of the examples (u * n < 1 drops some)
+    none = transformer_stage.fill_with_guesses(jax.random.key(0), jnp.asarray(inputs), jnp.asarray(masked),
+                                               jnp.asarray(guesses), fraction=0.0)
+    np.testing.assert_array_equal(none[0], inputs)
+
+
+def test_self_conditioned_step_lowers_the_loss_and_needs_the_flag():
+    overrides = {**TRANSFORMER_FIT, "transformer.self_condition": 1.0}
+    with pytest.raises(ValueError, match="predicted_embedding"):
+        experiment.transformer_parts(tiny_config(**overrides,
+                                                 **{"transformer_model.predicted_embedding": False}))
+    config = tiny_config(**overrides, **{"transformer_model.predicted_embedding": True})
+    initial = experiment.transformer_init(config, None)[0]().params["pred_emb"]
+    state, before, after = _transformer_loss_before_and_after_training(config)
+    assert after < 0.9 * before, (before, after)
+    assert float(jnp.abs(state.params["pred_emb"] - initial).max()) > 1e-4  # the flag is trained
 
 
 def test_gradient_accumulation_matches_one_big_batch():

@@ -2,6 +2,13 @@
 
 Per example: r ~ U(0,1), exactly ceil(gamma(r) * L) tokens replaced by [MASK], cross-entropy on the
 masked positions (or all), optional label smoothing; AdamW, gradient accumulation and EMA.
+
+Self-conditioning (``self_condition`` > 0, off in the course recipe): iterative decoding feeds the
+model its own earlier guesses as if they were given tokens, a context it never saw in training. With
+this option a fraction of the examples first run the model once (no gradient) and get a random part
+of their masked positions filled with its argmax guesses, flagged as predicted (the transformer's
+``predicted_embedding``); the loss is on the positions still masked. The model so learns how much its
+guesses are worth, and decoding with T > 1 steps stops paying for trusting them blindly.
 """
 
 import dataclasses
@@ -26,10 +33,13 @@ class MaskedTokenLoss:
     loss_on: str = "masked"     # "masked" or "all"
     grad_accum: int = 1
     ema_decay: float = 0.0
+    self_condition: float = 0.0  # fraction of examples whose masked tokens are partly own guesses
 
     def __post_init__(self):
         if self.loss_on not in ("masked", "all"):
             raise ValueError(f"transformer.loss_on must be 'masked' or 'all', got {self.loss_on!r}")
+        if not 0.0 <= self.self_condition <= 1.0:
+            raise ValueError(f"transformer.self_condition must be in [0, 1], got {self.self_condition}")
 
 
 @flax.struct.dataclass
@@ -48,6 +58,24 @@ def init_state(rng, model: BidirectionalTransformer, tx, ema: bool) -> Transform
                             ema_params=ema_params)
 
 
+def fill_with_guesses(rng, inputs_BxL, masked_BxL, guesses_BxL, fraction: float):
+    """Fills part of the masked positions with guesses: (inputs, still masked, predicted), all (B, L).
+
+    An example is chosen with probability ``fraction``; it then gets floor(u * masked) of its masked
+    positions, u ~ U(0, 1), chosen uniformly, set to ``guesses_BxL`` and flagged as predicted.
+    """
+    batch = inputs_BxL.shape[0]
+    choose_rng, share_rng, where_rng = jax.random.split(rng, 3)
+    chosen_B = jax.random.uniform(choose_rng, (batch,)) < fraction
+    share_B = jnp.where(chosen_B, jax.random.uniform(share_rng, (batch,)), 0.0)
+    count_B = jnp.floor(share_B * jnp.sum(masked_BxL, axis=-1)).astype(jnp.int32)
+    # Unmasked positions score above every masked one, so only masked positions are picked.
+    scores_BxL = jnp.where(masked_BxL, jax.random.uniform(where_rng, masked_BxL.shape), 2.0)
+    predicted_BxL = masking.lowest_k(scores_BxL, count_B)
+    inputs_BxL = jnp.where(predicted_BxL, guesses_BxL.astype(inputs_BxL.dtype), inputs_BxL)
+    return inputs_BxL, masked_BxL & ~predicted_BxL, predicted_BxL
+
+
 def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransformer,
                       opts: MaskedTokenLoss):
     """Mean cross-entropy over the scored positions and metrics; ``tokens_BxL`` holds real codes."""
@@ -56,8 +84,15 @@ def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransforme
     grid = int(round(seq_len ** 0.5))
     masked_BxL = masking.training_mask(mask_rng, batch, grid, opts.schedule, opts.blob_prob)
     inputs_BxL = jnp.where(masked_BxL, model.mask_id, tokens_BxL)
+    predicted_BxL = None
+    if opts.self_condition > 0:
+        # The decoder's guesses: argmax of a deterministic pass that no gradient flows through.
+        first_BxLxV = model.apply({"params": jax.lax.stop_gradient(params)}, inputs_BxL, train=False)
+        guesses_BxL = jnp.argmax(first_BxLxV[..., : model.num_codes], axis=-1)
+        inputs_BxL, masked_BxL, predicted_BxL = fill_with_guesses(
+            jax.random.fold_in(mask_rng, 1), inputs_BxL, masked_BxL, guesses_BxL, opts.self_condition)
     logits_BxLxV = model.apply({"params": params}, inputs_BxL, train=True,
-                               rngs={"dropout": dropout_rng})
+                               predicted_BxL=predicted_BxL, rngs={"dropout": dropout_rng})
     # [MASK] is never a target: score the real codes only.
     logits_BxLxK = logits_BxLxV[..., : model.num_codes]
     targets = optax.smooth_labels(jax.nn.one_hot(tokens_BxL, model.num_codes), opts.label_smoothing)
