@@ -152,7 +152,10 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
     unknown_BxL = masking.pixel_to_token_unknown(known_BxHxW, vqgan.latent_resolution, cfg.dilate)
     ids_BxL = jnp.where(unknown_BxL, cfg.decode.mask_id, idx_Bxhxw.reshape(batch, -1))
 
-    tokens_to_logits = lambda ids: transformer.apply({"params": tr_params}, ids)
+    # Ids the decoder has filled in are its own guesses: flagged for self-conditioned transformers.
+    guessed = lambda ids: (ids != cfg.decode.mask_id) & unknown_BxL
+    tokens_to_logits = lambda ids: transformer.apply({"params": tr_params}, ids,
+                                                     predicted_BxL=guessed(ids))
     state = decoding.decode(ids_BxL, rng, tokens_to_logits, cfg.decode, return_history)
     decoded = _decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
     out = dict(images=_composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,

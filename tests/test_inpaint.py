@@ -170,6 +170,23 @@ def test_no_retrace_with_new_params_and_images():
     assert not np.array_equal(second.decoded, first.decoded)  # the new parameters were used
 
 
+def test_only_tokens_the_decoder_filled_in_are_flagged_as_predicted():
+    """A transformer with the predicted-token embedding: at T=1 nothing is flagged (known tokens are
+    given), so it decodes like the same transformer without it; with T steps the flag is seen."""
+    images, known = make_batch(3, seed=4)
+    vq, tr = params()
+    flagged_model = TRANSFORMER.clone(predicted_embedding=True)
+    pred_emb = np.random.RandomState(5).normal(0, 3.0, TRANSFORMER.dim).astype(np.float32)
+    tr_flagged = {**tr, "pred_emb": pred_emb}
+    key = jax.random.key(6)
+    for total_iter, same in ((1, True), (4, False)):
+        cfg = config(decode=dataclasses.replace(DECODE, total_iter=total_iter))
+        plain = ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images, known, cfg, key)
+        flagged = ip.inpaint(VQGAN, vq, flagged_model, tr_flagged, images, known, cfg, key)
+        assert np.array_equal(plain.ids, flagged.ids) == same, total_iter
+        np.testing.assert_array_equal(flagged.ids[~flagged.unknown_tokens], plain.ids[~plain.unknown_tokens])
+
+
 def test_batched_results_do_not_depend_on_batch_size():
     images, known = make_batch(7, seed=2)
     vq, tr = params()
