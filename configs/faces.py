@@ -52,6 +52,7 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     # Stage 2: the bidirectional transformer (models.transformer.BidirectionalTransformer).
     c.transformer_model = ml_collections.ConfigDict(lab_transformer_config())
     del c.transformer_model.num_codes, c.transformer_model.seq_len  # taken from the tokenizer
+    c.transformer_model.predicted_embedding = False  # input flag for the decoder's own guesses
     c.transformer = ml_collections.ConfigDict()
     c.transformer.steps = 50000
     c.transformer.batch_size = 128
@@ -66,6 +67,8 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.transformer.loss_on = "masked"  # "masked" tokens only, or "all"
     c.transformer.schedule = "cosine"  # gamma used to draw how many tokens to mask
     c.transformer.blob_prob = 0.3   # fraction of examples with inpainting-shaped (blob) masks
+    c.transformer.self_condition = 0.0  # fraction of examples with part of the masked tokens filled by
+                                    # the model's own guesses (needs transformer_model.predicted_embedding)
     c.transformer.cache_flips = True  # token cache holds each image and its mirror
 
     # Decoding for the sample grids written during training (sample.py has its own flags).
@@ -95,9 +98,13 @@ def _small(c):
                    latent_dim=32, num_codes=256)
     c.tokenizer.update(steps=500, batch_size=32, lr=2e-3, warmup_steps=20, disc_weight=0.0,
                        restart_dead_codes_every=50)
-    c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=256, dropout=0.0, ln_eps=1e-6)
-    c.transformer.update(steps=1000, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=0.01,
-                         label_smoothing=0.0, blob_prob=0.5)
+    c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=256, dropout=0.0, ln_eps=1e-6,
+                               predicted_embedding=True)
+    # Inpainting masks 17-66% of the tokens: "linear" spends fewer examples on near-empty inputs
+    # than "cosine"; small batches and more updates learn more per CPU-second; self-conditioning
+    # keeps T > 1 decoding from trusting its own guesses (bench/RESULTS.md, "T=8 against T=1").
+    c.transformer.update(steps=1500, batch_size=32, lr=1e-3, warmup_steps=50, weight_decay=0.01,
+                         label_smoothing=0.0, blob_prob=0.5, schedule="linear", self_condition=0.5)
     c.log_every, c.checkpoint_every, c.sample_every = 25, 250, 500
 
 
@@ -109,8 +116,9 @@ def _tiny(c):
                    attn_resolutions=(16,), mid_attention=True, latent_dim=8, num_codes=32)
     c.tokenizer.update(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, disc_start=2,
                        disc_channels=8, disc_layers=2, restart_dead_codes_every=2)
-    c.transformer_model.update(dim=16, depth=1, heads=2, mlp_dim=32, dropout=0.1, ln_eps=1e-6)
+    c.transformer_model.update(dim=16, depth=1, heads=2, mlp_dim=32, dropout=0.1, ln_eps=1e-6,
+                               predicted_embedding=True)
     c.transformer.update(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, ema_decay=0.9,
-                         grad_accum=2)
+                         grad_accum=2, self_condition=0.5)
     c.sample.total_iter = 3
     c.log_every, c.checkpoint_every, c.sample_every = 1, 2, 4
