@@ -76,14 +76,15 @@ def transformer_parts(config):
     """(model, tx, loss options) of stage 2."""
     t = config.transformer
     model = from_config.transformer(config)
-    if t.get("self_condition", 0.0) > 0 and not model.predicted_embedding:
+    self_condition = t.get("self_condition", 0.0)  # absent from configs saved before it existed
+    if self_condition > 0 and not model.predicted_embedding:
         raise ValueError("config.transformer.self_condition > 0 needs "
                          "config.transformer_model.predicted_embedding=True (the flag it trains)")
     tx = optim.adamw(t.lr, t.warmup_steps, t.steps, t.weight_decay, t.b1, t.b2, t.grad_clip)
     opts = transformer_stage.MaskedTokenLoss(
         schedule=t.schedule, blob_prob=t.blob_prob, label_smoothing=t.label_smoothing,
         loss_on=t.loss_on, grad_accum=t.grad_accum, ema_decay=t.ema_decay,
-        self_condition=t.get("self_condition", 0.0))
+        self_condition=self_condition)
     return model, tx, opts
 
 
