@@ -56,12 +56,11 @@ def main(argv):
     except (ValueError, OSError) as e:  # bad input: one line naming the file or option, no traceback
         sys.exit(f"error: {e}")
     print(f"wrote {report['images']} images to {output}")
-    if "psnr_masked" in report:
-        print(f"masked-region PSNR, {FLAGS.schedule} T={FLAGS.total_iter}: {report['psnr_masked']:.2f} dB "
-              f"(SSIM {report['ssim_masked']:.3f}, L1 {report['l1_masked']:.1f})")
-    if "psnr_masked_T1" in report:
-        print(f"masked-region PSNR, T=1:                  {report['psnr_masked_T1']:.2f} dB")
-        print(f"masked-region PSNR, mean-colour fill:     {report['psnr_masked_mean_fill']:.2f} dB")
+    rows = [("", f"{FLAGS.schedule} T={FLAGS.total_iter}"), ("_T1", "T=1"), ("_mean_fill", "mean-colour fill")]
+    for suffix, label in rows:
+        if f"psnr_masked{suffix}" in report:
+            print(f"masked-region PSNR, {label + ':':<22} {report[f'psnr_masked{suffix}']:.2f} dB "
+                  f"(SSIM {report[f'ssim_masked{suffix}']:.3f}, L1 {report[f'l1_masked{suffix}']:.1f})")
     if "fid" in report:
         print(f"FID vs ground truth, {FLAGS.schedule} T={FLAGS.total_iter}: {report['fid']:.3f}")
     if "fid_T1" in report:

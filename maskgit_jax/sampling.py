@@ -190,10 +190,10 @@ def run(opts: SampleOptions) -> dict:
         if opts.compare:
             one_step = trained.inpaint(dataclasses.replace(opts, total_iter=1, sweet_spot=None),
                                        source, known, history=False)
-            report["psnr_masked_T1"] = float(np.nanmean(
-                metrics.masked_psnr(one_step.images, truth, known)))
-            report["psnr_masked_mean_fill"] = float(np.nanmean(
-                metrics.masked_psnr(metrics.mean_fill(truth, known), truth, known)))
+            # The same scores for T=1 and the mean-colour fill: {psnr,ssim,l1}_masked_{T1,mean_fill}.
+            for suffix, images in (("T1", one_step.images), ("mean_fill", metrics.mean_fill(truth, known))):
+                report.update({f"{name}_{suffix}": value
+                               for name, value in pixel_scores(images, truth, known).items()})
     if opts.fid:
         candidates = {"fid": result.images}
         if one_step is not None:

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from maskgit_jax import imageio
+from maskgit_jax import metrics as metrics_lib
 from maskgit_jax.data import faces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,16 @@ def test_train_then_sample_builtin_and_lab_layout(tmp_path):
     assert strip.shape[1] > 64 * 5  # the input and one column per step
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["images"] == 5 and np.isfinite(metrics["psnr_masked"])
+    assert "masked-region PSNR, T=1:" in out
+    # T=1 and the mean-colour fill get the same three scores; the fill's, computed here, agree.
+    for suffix in ("T1", "mean_fill"):
+        assert all(np.isfinite(metrics[f"{m}_masked_{suffix}"]) for m in ("psnr", "ssim", "l1"))
+    truth, known = faces.faces_test_set(5, seed=0)
+    fill = metrics_lib.mean_fill(truth, known)
+    assert metrics["psnr_masked_mean_fill"] == pytest.approx(
+        np.nanmean(metrics_lib.masked_psnr(fill, truth, known)), abs=1e-9)
+    assert metrics["l1_masked_mean_fill"] == pytest.approx(
+        np.nanmean(metrics_lib.masked_l1(fill, truth, known)), abs=1e-9)
 
     # A folder in the lab layout, written with the lab's naming.
     images, known = faces.faces_test_set(3, seed=4)
