@@ -56,8 +56,8 @@ def main(argv):
     except (ValueError, OSError) as e:  # bad input: one line naming the file or option, no traceback
         sys.exit(f"error: {e}")
     print(f"wrote {report['images']} images to {output}")
-    rows = [("", f"{FLAGS.schedule} T={FLAGS.total_iter}"), ("_T1", "T=1"), ("_mean_fill", "mean-colour fill")]
-    for suffix, label in rows:
+    for suffix, label in (("", f"{FLAGS.schedule} T={FLAGS.total_iter}"), ("_T1", "T=1"),
+                          ("_mean_fill", "mean-colour fill")):
         if f"psnr_masked{suffix}" in report:
             print(f"masked-region PSNR, {label + ':':<22} {report[f'psnr_masked{suffix}']:.2f} dB "
                   f"(SSIM {report[f'ssim_masked{suffix}']:.3f}, L1 {report[f'l1_masked{suffix}']:.1f})")
