@@ -26,6 +26,10 @@ flags.DEFINE_float("sample_temperature", 0.0, "0: argmax tokens; > 0: sample at 
 flags.DEFINE_enum("composite", None, ["none", "paste", "blend"],
                   "none: whole decoded image (lab protocol); paste: keep known pixels; blend: soft border. "
                   "Default: the workdir config's sample.composite (none for configs/lab.py), else paste.")
+flags.DEFINE_bool("pixel_feedback", None,
+                  "Tokens fixed where their patch has known pixels are re-encoded with those pixels pasted "
+                  "back, and later steps use them. Default: the workdir config's sample.pixel_feedback "
+                  "(off for configs/lab.py: the lab's decoding), else on.")
 flags.DEFINE_integer("dilate", 0, "Grow the unknown token region by this many tokens.")
 flags.DEFINE_integer("num", 64, "Number of built-in test faces (without --input).")
 flags.DEFINE_integer("batch_size", 64, "Images decoded at once.")
@@ -49,8 +53,8 @@ def main(argv):
         mode=FLAGS.mode, schedule=FLAGS.schedule, total_iter=FLAGS.total_iter,
         sweet_spot=FLAGS.sweet_spot, choice_temperature=FLAGS.choice_temperature,
         sample_temperature=FLAGS.sample_temperature, composite=FLAGS.composite,
-        dilate=FLAGS.dilate, batch_size=FLAGS.batch_size, seed=FLAGS.seed, compare=FLAGS.compare,
-        fid=FLAGS.fid, fid_weights=FLAGS.fid_weights)
+        pixel_feedback=FLAGS.pixel_feedback, dilate=FLAGS.dilate, batch_size=FLAGS.batch_size,
+        seed=FLAGS.seed, compare=FLAGS.compare, fid=FLAGS.fid, fid_weights=FLAGS.fid_weights)
     try:
         report = run(options)
     except (ValueError, OSError) as e:  # bad input: one line naming the file or option, no traceback

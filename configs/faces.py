@@ -76,6 +76,7 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.sample.schedule = "square"
     c.sample.total_iter = 8
     c.sample.choice_temperature = 4.5
+    c.sample.pixel_feedback = True  # tokens over partly known patches re-encoded with those pixels
 
     c.log_every = 50                # updates between metric rows
     c.checkpoint_every = 1000       # updates between checkpoints

@@ -34,4 +34,5 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.sample.sweet_spot = config_dict.placeholder(int)  # stop after this many steps; None = all T
     c.sample.choice_temperature = 4.5  # Gumbel noise scale on the confidences, annealed by 1 - t/T
     c.sample.composite = "none"     # the whole decoded image is the output (no pasting of known pixels)
+    c.sample.pixel_feedback = False  # the course decodes from the token mask alone
     return c

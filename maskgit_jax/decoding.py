@@ -17,6 +17,9 @@ import jax.numpy as jnp
 from maskgit_jax import masking, schedules
 
 TokensToLogits = Callable[[jnp.ndarray], jnp.ndarray]  # ids_BxL -> logits_BxLxV, V >= num_codes
+# prediction_BxL (a code at every position) -> ids_BxL to fix instead, e.g. re-encoded with the known
+# pixels pasted back (``inpaint``); the decoder takes them only where it fixes tokens in that step.
+Feedback = Callable[[jnp.ndarray], jnp.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +98,18 @@ def _per_example_keys(rng: jax.Array, batch: int) -> jax.Array:
     return jax.random.split(rng, batch) if single else rng
 
 
+def _fix_with_feedback(ids_BxL, fixed_BxL, prediction_BxL, cfg: DecodeConfig,
+                       feedback: Optional[Feedback]):
+    """(ids, prediction) with the positions ``fixed_BxL`` set to ``feedback(prediction)`` (or to the
+    prediction itself without feedback); known and earlier-fixed positions keep their ids."""
+    if feedback is not None:
+        fed_BxL = feedback(prediction_BxL).astype(jnp.int32)
+        prediction_BxL = jnp.where(fixed_BxL, fed_BxL, prediction_BxL)
+    return jnp.where(fixed_BxL, prediction_BxL, ids_BxL), prediction_BxL
+
+
 def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
-                 cfg: DecodeConfig, return_history: bool = False):
+                 cfg: DecodeConfig, return_history: bool = False, feedback: Optional[Feedback] = None):
     """(initial state, ``step(t, state) -> state``): the loop of ``decode`` before it is run.
 
     ``decode`` runs the steps in one ``lax.fori_loop``; the pieces are public so that other loops
@@ -122,7 +135,8 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
         # Known and already fixed positions can never be chosen to stay masked.
         conf_BxL = jnp.where(unknown_BxL, conf_BxL, jnp.inf)
         still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
-        new_ids_BxL = jnp.where(still_masked_BxL, cfg.mask_id, picked_BxL)
+        new_ids_BxL, picked_BxL = _fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
+                                                     picked_BxL, cfg, feedback)
 
         history_ids, history_pred = state.history_ids_SxBxL, state.history_prediction_SxBxL
         if return_history:
@@ -133,20 +147,27 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
     return DecodeState(ids_BxL, ids_BxL, empty, empty), step
 
 
-def finish(state: DecodeState, cfg: DecodeConfig) -> DecodeState:
-    """Stopped at the sweet spot: what is still masked takes the last step's prediction."""
-    final_BxL = jnp.where(state.ids_BxL == cfg.mask_id, state.prediction_BxL, state.ids_BxL)
-    return state.replace(ids_BxL=final_BxL)
+def finish(state: DecodeState, cfg: DecodeConfig, feedback: Optional[Feedback] = None) -> DecodeState:
+    """Stopped at the sweet spot: what is still masked takes the last step's prediction (through
+    ``feedback`` when given, as if fixed in a last step)."""
+    if cfg.num_steps == cfg.total_iter:
+        return state  # the last step fixed everything; spares the feedback's cost
+    final_BxL, prediction_BxL = _fix_with_feedback(state.ids_BxL, state.ids_BxL == cfg.mask_id,
+                                                   state.prediction_BxL, cfg, feedback)
+    return state.replace(ids_BxL=final_BxL, prediction_BxL=prediction_BxL)
 
 
 def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
-           cfg: DecodeConfig, return_history: bool = False) -> DecodeState:
+           cfg: DecodeConfig, return_history: bool = False,
+           feedback: Optional[Feedback] = None) -> DecodeState:
     """Fills every [MASK] in ``ids_BxL``; known tokens never change.
 
     ``rng`` is one key per example (shape (B,)), or a single key that is split into B. An example decoded
     with the same key gives the same result whatever else is in the batch.
     Returns the final state: ``ids_BxL`` has no [MASK] left. With ``return_history`` the state also
     holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
+    ``feedback`` replaces the tokens a step fixes by ``feedback(prediction)`` at those positions (and
+    in the step's recorded prediction); which and how many positions are fixed does not change.
     """
-    state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history)
-    return finish(jax.lax.fori_loop(0, cfg.num_steps, step, state), cfg)
+    state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history, feedback)
+    return finish(jax.lax.fori_loop(0, cfg.num_steps, step, state), cfg, feedback)

@@ -2,7 +2,8 @@
 
 Pipeline per batch (PRODUCT.md §6), all inside one jitted function:
 holes filled gray -> normalise -> VQ-encode -> token ids; tokens with any missing pixel -> [MASK];
-iterative decoding (``decoding.decode``) -> VQ-decode -> de-normalise -> composite with the input.
+iterative decoding (``decoding.decode``; with ``pixel_feedback`` each step's tokens over partly known
+patches are re-encoded with those pixels) -> VQ-decode -> de-normalise -> composite with the input.
 
 The modules and ``InpaintConfig`` are static arguments of the jitted core and the parameters, images
 and keys are traced arguments, so new parameters or new images of the same shape reuse the compiled
@@ -39,6 +40,11 @@ class InpaintConfig:
       side of each hole border.
     hole_gray: the value the missing pixels are filled with before encoding (the lab uses gray).
     blend_width: width in pixels of the ramp of 'blend'.
+    pixel_feedback: when a decoding step fixes a token that has known pixels in its patch, it fixes
+      instead the VQ encoding of the step's decoded prediction with the known pixels pasted back,
+      and later steps take that token as given: the known pixels of partly missing patches, which
+      the token mask hides from the transformer, reach the decoding (one VQ decode and encode per
+      step). False is MaskGIT's decoding as published and the lab's.
     """
     decode: decoding.DecodeConfig
     mean: tuple[float, ...]
@@ -49,6 +55,7 @@ class InpaintConfig:
     composite: str = "paste"
     hole_gray: int = 128
     blend_width: int = 3
+    pixel_feedback: bool = False
 
     def __post_init__(self):
         # Lists would make the config unhashable (and so unusable as a jit static argument).
@@ -135,6 +142,13 @@ def _composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) 
     return jnp.clip(jnp.round(mixed), 0, 255).astype(jnp.uint8)
 
 
+def _encode_images(vqgan, vq_vars, images_NxHxWx3, cfg: InpaintConfig) -> jnp.ndarray:
+    """uint8 images (N,H,W,3) -> token ids (N,L)."""
+    x = normalize.normalize(images_NxHxWx3, cfg.mean, cfg.std)
+    _, idx_Nxhxw, _ = vqgan.apply(vq_vars, x, method=vqgan.encode)
+    return idx_Nxhxw.reshape(idx_Nxhxw.shape[0], -1)
+
+
 def _decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
     """Token ids (N,L) -> de-normalised uint8 images (N,H,W,3)."""
     grid = vqgan.latent_resolution
@@ -146,22 +160,34 @@ def _decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
 def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_BxHxW, rng,
                   cfg: InpaintConfig, return_history: bool) -> dict[str, jnp.ndarray]:
     """The jitted pipeline on hole-filled uint8 images; returns the fields of ``InpaintResult``."""
-    x = normalize.normalize(filled_BxHxWx3, cfg.mean, cfg.std)
-    _, idx_Bxhxw, _ = vqgan.apply(vq_vars, x, method=vqgan.encode)
-    batch = idx_Bxhxw.shape[0]
+    ids_BxL = _encode_images(vqgan, vq_vars, filled_BxHxWx3, cfg)
     unknown_BxL = masking.pixel_to_token_unknown(known_BxHxW, vqgan.latent_resolution, cfg.dilate)
-    ids_BxL = jnp.where(unknown_BxL, cfg.decode.mask_id, idx_Bxhxw.reshape(batch, -1))
+    ids_BxL = jnp.where(unknown_BxL, cfg.decode.mask_id, ids_BxL)
 
-    # Ids the decoder has filled in are its own guesses: flagged for self-conditioned transformers.
-    guessed = lambda ids: (ids != cfg.decode.mask_id) & unknown_BxL
+    feedback, fed_back_BxL = None, jnp.zeros_like(unknown_BxL)
+    if cfg.pixel_feedback:
+        # Unknown tokens whose patch holds a known pixel: "missing" pixels of the inverted mask.
+        fed_back_BxL = unknown_BxL & masking.pixel_to_token_unknown(~known_BxHxW, vqgan.latent_resolution)
+
+        # Decoded with the input's normalisation, so that encoding inverts it.
+        round_trip = dataclasses.replace(cfg, out_mean=None, out_std=None, composite="paste")
+
+        def feedback(prediction_BxL):
+            decoded = _decode_images(vqgan, vq_vars, prediction_BxL, round_trip)
+            pasted = _composite(filled_BxHxWx3, decoded, known_BxHxW, round_trip)
+            return jnp.where(fed_back_BxL, _encode_images(vqgan, vq_vars, pasted, cfg), prediction_BxL)
+
+    # Ids the decoder has filled in are its own guesses (flagged for self-conditioned transformers),
+    # except the fed-back ones, which hold the known pixels' information.
+    guessed = lambda ids: (ids != cfg.decode.mask_id) & unknown_BxL & ~fed_back_BxL
     tokens_to_logits = lambda ids: transformer.apply({"params": tr_params}, ids,
                                                      predicted_BxL=guessed(ids))
-    state = decoding.decode(ids_BxL, rng, tokens_to_logits, cfg.decode, return_history)
+    state = decoding.decode(ids_BxL, rng, tokens_to_logits, cfg.decode, return_history, feedback)
     decoded = _decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
     out = dict(images=_composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,
                unknown_tokens=unknown_BxL, ids=state.ids_BxL)
     if return_history:
-        steps = state.history_ids_SxBxL.shape[0]
+        steps, batch = state.history_ids_SxBxL.shape[:2]
         out["step_masks"] = state.history_ids_SxBxL == cfg.decode.mask_id
         # All S*B predictions through the VQ decoder at once.
         predictions_NxL = state.history_prediction_SxBxL.reshape(steps * batch, -1)

@@ -38,6 +38,7 @@ class SampleOptions:
     choice_temperature: float = 4.5
     sample_temperature: float = 0.0
     composite: Optional[str] = None  # none | paste | blend; None: config sample.composite, else paste
+    pixel_feedback: Optional[bool] = None  # None: config sample.pixel_feedback, else True
     dilate: int = 0
     batch_size: int = 64
     seed: int = 0
@@ -106,7 +107,8 @@ class Trained:
                 choice_temperature=opts.choice_temperature,
                 sample_temperature=opts.sample_temperature),
             mean=mean, std=std, dilate=opts.dilate,
-            composite=_configured(self.config, "composite", opts.composite, "paste"))
+            composite=_configured(self.config, "composite", opts.composite, "paste"),
+            pixel_feedback=_configured(self.config, "pixel_feedback", opts.pixel_feedback, True))
         return inpaint.inpaint_batched(self.vq_model, self.vq_params, self.tr_model, self.tr_params,
                                        source, known, cfg, jax.random.key(opts.seed), opts.batch_size,
                                        history)
@@ -166,7 +168,11 @@ def run(opts: SampleOptions) -> dict:
     source = test.ground_truth if test.ground_truth is not None else test.images
     composite = _configured(trained.config, "composite", opts.composite, "paste")
     sweet_spot = _configured(trained.config, "sweet_spot", opts.sweet_spot, None)
-    opts = dataclasses.replace(opts, composite=composite, sweet_spot=sweet_spot)
+    # Generation has no known pixels to feed back.
+    pixel_feedback = opts.mode != "generate" and _configured(trained.config, "pixel_feedback",
+                                                             opts.pixel_feedback, True)
+    opts = dataclasses.replace(opts, composite=composite, sweet_spot=sweet_spot,
+                               pixel_feedback=pixel_feedback)
 
     result = trained.inpaint(opts, source, known, history=True)
     masked_input = fill_holes(source, known)
@@ -182,7 +188,7 @@ def run(opts: SampleOptions) -> dict:
 
     report = {"images": len(test.names), "mode": opts.mode, "schedule": opts.schedule,
               "total_iter": opts.total_iter, "sweet_spot": sweet_spot,
-              "composite": composite}
+              "composite": composite, "pixel_feedback": pixel_feedback}
     one_step = None
     if test.ground_truth is not None and opts.mode != "generate":
         truth = test.ground_truth

@@ -35,6 +35,7 @@ class SweepOptions:
     input: Optional[str] = None        # lab-layout folder; None: the built-in held-out test faces
     num_builtin: int = 64
     choice_temperature: float = 4.5
+    pixel_feedback: Optional[bool] = None  # None: the workdir config's sample.pixel_feedback, else True
     batch_size: int = 64
     seed: int = 0
     fid: bool = False
@@ -74,6 +75,7 @@ def run(opts: SweepOptions) -> list[dict]:
     sample_opts = sampling.SampleOptions(workdir=opts.workdir, output=opts.output, input=opts.input,
                                          num_builtin=opts.num_builtin, batch_size=opts.batch_size,
                                          seed=opts.seed, choice_temperature=opts.choice_temperature,
+                                         pixel_feedback=opts.pixel_feedback,
                                          fid_weights=opts.fid_weights)
     test = sampling.test_set(sample_opts, trained.config.data.image_size)
     if test.ground_truth is None:
@@ -178,6 +180,8 @@ def main(argv=None) -> None:
     p.add_argument("--sweet_spots", default="0", help="0 = all steps")
     p.add_argument("--num", type=int, default=64, help="built-in test faces")
     p.add_argument("--choice_temperature", type=float, default=4.5)
+    p.add_argument("--pixel_feedback", action=argparse.BooleanOptionalAction,
+                   help="re-encode tokens over partly known patches (default: the workdir config's)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fid", action="store_true", help="also the FID against the ground truth")
@@ -188,8 +192,8 @@ def main(argv=None) -> None:
         workdir=a.workdir, output=a.output or str(Path(a.workdir) / "sweep"), input=a.input,
         schedules=[s for s in a.schedules.split(",") if s], total_iters=ints(a.total_iters, "--total_iters"),
         sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
-        choice_temperature=a.choice_temperature, batch_size=a.batch_size, seed=a.seed, fid=a.fid,
-        fid_weights=a.fid_weights))
+        choice_temperature=a.choice_temperature, pixel_feedback=a.pixel_feedback,
+        batch_size=a.batch_size, seed=a.seed, fid=a.fid, fid_weights=a.fid_weights))
     print(f"wrote {len(rows)} rows to {a.output or Path(a.workdir) / 'sweep'}/sweep.csv, sweep.md, sweep.png")
 
 

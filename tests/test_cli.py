@@ -40,6 +40,7 @@ def test_train_then_sample_builtin_and_lab_layout(tmp_path):
     assert strip.shape[1] > 64 * 5  # the input and one column per step
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["images"] == 5 and np.isfinite(metrics["psnr_masked"])
+    assert metrics["pixel_feedback"] is True  # the faces config's sample.pixel_feedback
     assert "masked-region PSNR, T=1:" in out
     # T=1 and the mean-colour fill get the same three scores; the fill's, computed here, agree.
     for suffix in ("T1", "mean_fill"):
@@ -55,9 +56,11 @@ def test_train_then_sample_builtin_and_lab_layout(tmp_path):
     images, known = faces.faces_test_set(3, seed=4)
     imageio.write_lab_layout(tmp_path / "lab", images, known)
     run("sample.py", f"--workdir={workdir}", f"--input={tmp_path / 'lab'}", "--composite=none",
-        "--total_iter=3", "--sweet_spot=2", f"--output={tmp_path / 'lab_out'}")
+        "--total_iter=3", "--sweet_spot=2", "--nopixel_feedback", f"--output={tmp_path / 'lab_out'}")
     assert sorted(p.name for p in (tmp_path / "lab_out").glob("image_*.png")) == [
         "image_000.png", "image_001.png", "image_002.png"]
+    lab_metrics = json.loads((tmp_path / "lab_out" / "metrics.json").read_text())
+    assert lab_metrics["pixel_feedback"] is False and lab_metrics["composite"] == "none"
 
     # The sweep report over the same workdir: T=1 once (any schedule), a sweet spot >= T skipped,
     # then the two baselines.

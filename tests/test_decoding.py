@@ -177,3 +177,42 @@ def test_a_host_loop_over_the_parts_decodes_like_decode():
         state = step(t, state)
     got = decoding.finish(state, cfg).ids_BxL
     np.testing.assert_array_equal(got, run(ids, table, cfg, seed=4).ids_BxL)
+
+
+def test_feedback_replaces_exactly_the_tokens_each_step_fixes():
+    """A feedback that ignores the prediction (id = position % K): every token the decoder fills in
+    ends as that, known tokens keep theirs, and the per-step counts are the schedule's, also for the
+    tokens the sweet spot fills at the end."""
+    ids, table = make_inputs(8)
+    marker_L = jnp.arange(L) % K
+    feedback = lambda prediction_BxL: jnp.broadcast_to(marker_L, prediction_BxL.shape)
+    for sweet_spot in (None, 3):
+        cfg = decoding.DecodeConfig(num_codes=K, total_iter=7, schedule="linear", sweet_spot=sweet_spot)
+        state = jax.jit(lambda ids, key: decoding.decode(ids, key, fake_tokens_to_logits(table), cfg,
+                                                         True, feedback))(ids, jax.random.key(1))
+        unknown = np.asarray(ids == MASK)
+        out, marker = np.asarray(state.ids_BxL), np.broadcast_to(np.asarray(marker_L), unknown.shape)
+        np.testing.assert_array_equal(out[unknown], marker[unknown])
+        np.testing.assert_array_equal(out[~unknown], np.asarray(ids)[~unknown])
+        masked_SxB = np.asarray(jnp.sum(state.history_ids_SxBxL == MASK, axis=-1))
+        for b, u0 in enumerate(unknown.sum(-1)):
+            want = expected_masked_per_step(int(u0), 7, GAMMA64["linear"])
+            assert list(masked_SxB[:, b]) == want[:cfg.num_steps]
+        # The recorded prediction holds the fed-back ids where the step fixed tokens.
+        fixed_each_step = np.asarray(state.history_ids_SxBxL != MASK) & unknown
+        np.testing.assert_array_equal(np.asarray(state.history_prediction_SxBxL)[fixed_each_step],
+                                      np.broadcast_to(marker, fixed_each_step.shape)[fixed_each_step])
+
+
+def test_feedback_sees_the_step_prediction():
+    """At T=1 every unknown token is fixed in one step: with feedback (p + 1) % K the result is the
+    plain decode's, plus one."""
+    ids, table = make_inputs(9)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=1)
+    tok = fake_tokens_to_logits(table)
+    plain = np.asarray(decoding.decode(ids, jax.random.key(0), tok, cfg).ids_BxL)
+    fed = np.asarray(decoding.decode(ids, jax.random.key(0), tok, cfg,
+                                     feedback=lambda p: (p + 1) % K).ids_BxL)
+    unknown = np.asarray(ids == MASK)
+    np.testing.assert_array_equal(fed[unknown], (plain[unknown] + 1) % K)
+    np.testing.assert_array_equal(fed[~unknown], plain[~unknown])

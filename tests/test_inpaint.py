@@ -49,14 +49,15 @@ def params():
     return vq, tr
 
 
-def make_batch(n, seed=0):
-    """Random images with a different rectangular hole per image (not aligned to the 4x4 patches)."""
+def make_batch(n, seed=0, corners=(0, 8), sides=(4, 9)):
+    """Random images with a different rectangular hole per image (not aligned to the 4x4 patches):
+    its corner and sides in pixels drawn from the half-open ranges ``corners`` and ``sides``."""
     rs = np.random.RandomState(seed)
     images = rs.randint(0, 256, size=(n, SIZE, SIZE, 3)).astype(np.uint8)
     known = np.ones((n, SIZE, SIZE), bool)
     for b in range(n):
-        top, left = rs.randint(0, 8, size=2)
-        known[b, top:top + rs.randint(4, 9), left:left + rs.randint(4, 9)] = False
+        top, left = rs.randint(*corners, size=2)
+        known[b, top:top + rs.randint(*sides), left:left + rs.randint(*sides)] = False
     return images, known
 
 
@@ -221,3 +222,60 @@ def test_mismatched_models_are_a_clear_error():
         ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images, known, cfg, jax.random.key(0))
     with pytest.raises(ValueError, match="shape"):
         ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images[:, :8], known[:, :8], config(), jax.random.key(0))
+
+
+def reference_feedback_decode(model, tr_params, images, known, flag_fed_back=False):
+    """Float32 NumPy re-make of T=2 square decoding with pixel feedback and no noise, from the
+    models' own apply functions: step 1 keeps floor(0.75 * u0) least confident tokens masked and
+    fixes the rest; a fixed token whose patch has a known pixel becomes the encoding of the decoded
+    prediction with the known pixels pasted back, and step 2 sees it unflagged (given); the other
+    tokens the decoder fixed are flagged as predicted."""
+    vq = params()[0]
+    b = len(images)
+    patches = lambda m: m.reshape(b, GRID, SIZE // GRID, GRID, SIZE // GRID).any(axis=(2, 4)).reshape(b, -1)
+    unknown, partial = patches(~known), patches(~known) & patches(known)
+    filled = normalize.fill_holes(images, known)
+
+    def fed_back(prediction):
+        decoded = VQGAN.apply({"params": vq}, prediction.reshape(b, GRID, GRID), method=VQGAN.decode_indices)
+        decoded = np.asarray(normalize.denormalize(decoded, MEAN, STD))
+        pasted = np.where(known[..., None], filled, decoded)
+        return encoded_ids(pasted, np.ones_like(known))
+
+    def predict(ids, flagged):
+        logits = np.asarray(model.apply({"params": tr_params}, ids, predicted_BxL=flagged))[..., :K]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        return np.where(ids == K, logits.argmax(-1), ids), np.where(ids == K, probs.max(-1), np.inf)
+
+    ids0 = np.where(unknown, K, encoded_ids(images, known))
+    prediction, confidence = predict(ids0, np.zeros_like(unknown))
+    u0 = unknown.sum(-1)
+    left = np.clip(np.floor(0.75 * u0).astype(int), 0, np.maximum(u0 - 1, 0))
+    rank = np.argsort(np.argsort(confidence, axis=-1, kind="stable"), axis=-1, kind="stable")
+    fixed = unknown & (rank >= left[:, None])
+    ids1 = np.where(fixed, np.where(partial, fed_back(prediction), prediction), ids0)
+    prediction, _ = predict(ids1, fixed if flag_fed_back else fixed & ~partial)
+    still = ids1 == K
+    return np.where(still, np.where(partial, fed_back(prediction), prediction), ids1), fixed, partial
+
+
+def test_pixel_feedback_against_a_step_by_step_reference():
+    images, known = make_batch(4, seed=0, corners=(1, 5), sides=(8, 12))  # 9-16 unknown tokens of 16
+    vq, tr = params()
+    model = TRANSFORMER.clone(predicted_embedding=True)
+    pred_emb = np.random.RandomState(8).normal(0, 3.0, TRANSFORMER.dim).astype(np.float32)
+    tr_flagged = {**tr, "pred_emb": pred_emb}
+    decode = dataclasses.replace(DECODE, total_iter=2, schedule="square", choice_temperature=0.0)
+    key = jax.random.key(0)
+    cfg = config(decode=decode, pixel_feedback=True)
+    got = ip.inpaint(VQGAN, vq, model, tr_flagged, images, known, cfg, key)
+    want, fixed_first, partial = reference_feedback_decode(model, tr_flagged, images, known)
+    assert (fixed_first & partial).any() and (fixed_first & ~partial).any()  # both kinds in step 1
+    np.testing.assert_array_equal(got.ids, want)
+    # The flags matter here: fed-back tokens flagged as predictions would decode otherwise.
+    flagged_wrong, _, _ = reference_feedback_decode(model, tr_flagged, images, known, flag_fed_back=True)
+    assert (flagged_wrong != want).any()
+    plain = ip.inpaint(VQGAN, vq, model, tr_flagged, images, known, config(decode=decode), key)
+    assert (plain.ids != got.ids).any()
+    np.testing.assert_array_equal(got.ids[~got.unknown_tokens], plain.ids[~plain.unknown_tokens])

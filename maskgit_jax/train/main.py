@@ -117,7 +117,8 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
         decode=decoding.DecodeConfig(num_codes=vq_model.num_codes, total_iter=config.sample.total_iter,
                                      schedule=config.sample.schedule,
                                      choice_temperature=config.sample.choice_temperature),
-        mean=tuple(config.data.mean), std=tuple(config.data.std))
+        mean=tuple(config.data.mean), std=tuple(config.data.std),
+        pixel_feedback=config.sample.pixel_feedback)
     writer = MetricWriter(workdir, "transformer", enabled=jax.process_index() == 0)
 
     def on_sample(state, step):
