@@ -96,9 +96,17 @@ class Trained:
     def normalization(self) -> tuple[tuple, tuple]:
         return _test_normalization(self.config)
 
+    def with_defaults(self, opts: SampleOptions) -> SampleOptions:
+        """``opts`` with the options left unset (None) taken from the workdir config's ``sample``
+        section, else the defaults: composite 'paste', pixel feedback on."""
+        return dataclasses.replace(
+            opts, composite=_configured(self.config, "composite", opts.composite, "paste"),
+            pixel_feedback=_configured(self.config, "pixel_feedback", opts.pixel_feedback, True))
+
     def inpaint(self, opts: SampleOptions, source: np.ndarray, known: np.ndarray,
                 history: bool) -> inpaint.InpaintResult:
         """Decodes ``source`` uint8 (N,H,W,3) where ``known`` (N,H,W) is False, with opts' settings."""
+        opts = self.with_defaults(opts)
         mean, std = self.normalization
         cfg = inpaint.InpaintConfig(
             decode=decoding.DecodeConfig(
@@ -107,8 +115,7 @@ class Trained:
                 choice_temperature=opts.choice_temperature,
                 sample_temperature=opts.sample_temperature),
             mean=mean, std=std, dilate=opts.dilate,
-            composite=_configured(self.config, "composite", opts.composite, "paste"),
-            pixel_feedback=_configured(self.config, "pixel_feedback", opts.pixel_feedback, True))
+            composite=opts.composite, pixel_feedback=opts.pixel_feedback)
         return inpaint.inpaint_batched(self.vq_model, self.vq_params, self.tr_model, self.tr_params,
                                        source, known, cfg, jax.random.key(opts.seed), opts.batch_size,
                                        history)
@@ -166,13 +173,11 @@ def run(opts: SampleOptions) -> dict:
     known = inpaint.masks_for_mode(opts.mode, given)
     # The masked input as the user sees it; for outpainting/generation the truth supplies the pixels kept.
     source = test.ground_truth if test.ground_truth is not None else test.images
-    composite = _configured(trained.config, "composite", opts.composite, "paste")
+    opts = trained.with_defaults(opts)
     sweet_spot = _configured(trained.config, "sweet_spot", opts.sweet_spot, None)
     # Generation has no known pixels to feed back.
-    pixel_feedback = opts.mode != "generate" and _configured(trained.config, "pixel_feedback",
-                                                             opts.pixel_feedback, True)
-    opts = dataclasses.replace(opts, composite=composite, sweet_spot=sweet_spot,
-                               pixel_feedback=pixel_feedback)
+    opts = dataclasses.replace(opts, sweet_spot=sweet_spot,
+                               pixel_feedback=opts.pixel_feedback and opts.mode != "generate")
 
     result = trained.inpaint(opts, source, known, history=True)
     masked_input = fill_holes(source, known)
@@ -188,7 +193,7 @@ def run(opts: SampleOptions) -> dict:
 
     report = {"images": len(test.names), "mode": opts.mode, "schedule": opts.schedule,
               "total_iter": opts.total_iter, "sweet_spot": sweet_spot,
-              "composite": composite, "pixel_feedback": pixel_feedback}
+              "composite": opts.composite, "pixel_feedback": opts.pixel_feedback}
     one_step = None
     if test.ground_truth is not None and opts.mode != "generate":
         truth = test.ground_truth
