@@ -14,7 +14,8 @@ import numpy as np
 from bench import timing
 from bench.models import JaxModels
 from maskgit_jax.data import batches as batches_lib
-from maskgit_jax.train import experiment, mesh as mesh_lib, token_cache, transformer_stage
+from maskgit_jax import mesh as mesh_lib
+from maskgit_jax.train import experiment, token_cache, transformer_stage
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import faces as faces_config
+from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.models import from_config
 from maskgit_jax.models.transformer import transformer_flops_per_example
 from maskgit_jax.models.vqgan import num_groups_for

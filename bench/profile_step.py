@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 
 from bench import jax_train, models
-from maskgit_jax.train import mesh as mesh_lib
+from maskgit_jax import mesh as mesh_lib
 
 
 def operation_times(trace_dir: str, steps: int) -> tuple[collections.Counter, collections.Counter]:

@@ -1,31 +1,29 @@
-"""Course PyTorch checkpoints -> a workdir that sample.py and train.py use directly.
+"""Course PyTorch checkpoints -> an exported model that MaskGIT, sample.py and train.py use directly.
 
-    python -m maskgit_jax.convert_lab --vqgan VQGAN.pt --transformer ckpt.pt --out runs/lab
+    python -m maskgit_jax.convert_lab --vqgan VQGAN.pt --transformer ckpt.pt --out models/lab
 
 Reads the torch zip files without torch and without running code from them (`torch_zip`), infers the
 architecture from the tensor shapes (the lab's sizes or smaller course-style models), maps the course
-key names onto the flax parameters (`lab_import`) and writes DIR/config.json (the lab config,
-`configs/lab.py`, with the inferred sizes) and orbax checkpoints at step 0 under
-DIR/checkpoints/{tokenizer,transformer}/ in the layout `train.experiment` restores. Without
---transformer only the tokenizer is written: train a transformer on it with train.py.
+key names onto the flax parameters (`lab_import`) and writes an exported model folder (config.json
+with the lab's normalisation and decoding protocol, `configs/lab.py`, and params.msgpack). Without
+--transformer only the tokenizer is written: train a transformer on it with
+``train.py --config=configs/lab.py --config.init_from=DIR``.
 """
 
 import math
+import sys
 from pathlib import Path
 from typing import Optional
 
-import jax
 import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from maskgit_jax import configs, model_config, model_files
 from maskgit_jax.lab_import.transformer import convert_transformer
 from maskgit_jax.lab_import.vqgan import convert_vqgan
 from maskgit_jax.lab_import.vqgan_layout import layer_list
 from maskgit_jax.lab_import.weights import ConversionError, Weights
-from maskgit_jax.train import experiment, mesh as mesh_lib
-
-STEP = 0  # the converted weights are step 0: train.py continues (fine-tunes) from them
 
 
 def _image_size(vq_weights: Weights, tr_config: Optional[dict], image_size: Optional[int]) -> int:
@@ -48,33 +46,21 @@ def _check_pair(vq_config: dict, tr_config: dict, vq_path: str, tr_path: str) ->
             f"{grid}x{grid} tokens at {vq_config['img_resolution']}x{vq_config['img_resolution']} pixels")
 
 
-# The init runs once (for the discriminator and optimizer state around the converted weights):
-# a quick compile matters, fast code does not (this cuts the compile time about 3x on a CPU).
-_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def _save(workdir: Path, stage: str, config, init, **fields) -> None:
-    """A freshly initialised train state of ``stage`` with ``fields`` replaced, saved at STEP."""
-    state = jax.jit(init).lower().compile(_QUICK_COMPILE)().replace(**fields)
-    ckpt = experiment.checkpoints(workdir, stage, config)
-    ckpt.save(STEP, state)
-    ckpt.close()
-
-
 def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
             transformer: Optional[str] = None, heads: int = 16,
-            image_size: Optional[int] = None) -> ml_collections.ConfigDict:
-    """Converts the course checkpoints into the workdir ``out``; returns the config written there.
+            image_size: Optional[int] = None) -> model_config.ModelConfig:
+    """Converts the course checkpoints into the exported model folder ``out``; returns its config.
 
     vqgan / transformer: the course state_dict files (torch.save); heads: the transformer's attention
     heads (not stored in the weights; the lab's 16); image_size: pixels (default: implied by the
-    transformer's token count, else 64). ``config``: the lab config (`configs/lab.py`); its model
-    sizes are replaced by the inferred ones. Raises ConversionError (one line naming the file) for
-    checkpoints that do not fit, and for an ``out`` that already holds checkpoints.
+    transformer's token count, else 64). ``config``: the lab config (`configs/lab.py`): its
+    normalisation and decoding protocol go with the model; its model sizes are replaced by the
+    inferred ones. Raises ConversionError (one line naming the file) for checkpoints that do not fit,
+    and for an ``out`` that already holds a model.
     """
-    workdir = Path(out)
-    if (workdir / "checkpoints").exists() and any((workdir / "checkpoints").iterdir()):
-        raise ConversionError(f"{workdir}: already holds checkpoints; choose an empty --out")
+    folder = Path(out)
+    if model_files.is_exported(folder):
+        raise ConversionError(f"{folder}: already holds a model; choose an empty --out")
     vq_weights = Weights.read(vqgan)
     tr_config = tr_params = None
     if transformer is not None:
@@ -89,27 +75,24 @@ def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
     if tr_config is not None:
         config.transformer_model.update({k: v for k, v in tr_config.items()
                                          if k not in ("num_codes", "seq_len")})
-        # The course's transformer has no predicted-token flag, so fine-tuning it cannot train one.
+        # The course's transformer has no predicted-token flag.
         config.transformer_model.predicted_embedding = False
-        config.transformer.self_condition = 0.0
-    experiment.save_config(config, workdir)
-
-    sharding = mesh_lib.replicated(mesh_lib.make_mesh())
-    init, _ = experiment.tokenizer_init(config, sharding)
-    _save(workdir, "tokenizer", config, init, params=vq_params)
-    if tr_params is not None:
-        init, _ = experiment.transformer_init(config, sharding)
-        ema = jax.eval_shape(init).ema_params
-        _save(workdir, "transformer", config, init, params=tr_params,
-              ema_params=None if ema is None else tr_params)
-    return config
+    about = {"source": "converted from the course's PyTorch checkpoints",
+             "vqgan": str(vqgan), **({"transformer": str(transformer)} if transformer else {})}
+    model = model_config.from_training_config(config, with_transformer=tr_params is not None,
+                                              about=about)
+    params = {"tokenizer": vq_params, **({"transformer": tr_params} if tr_params is not None else {})}
+    model_files.save(folder, model, params)
+    return model
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/lab.py", "Config written to the workdir.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(Path(configs.__file__).with_name("lab.py")),
+    "The protocol (normalisation, decoding defaults) that goes with the model.")
 _VQGAN = flags.DEFINE_string("vqgan", None, "The course tokenizer state_dict (VQGAN.pt).", required=True)
 _TRANSFORMER = flags.DEFINE_string("transformer", None, "The course transformer state_dict "
                                    "(optional: without it only the tokenizer is converted).")
-_OUT = flags.DEFINE_string("out", None, "The workdir to write (must hold no checkpoints).", required=True)
+_OUT = flags.DEFINE_string("out", None, "The model folder to write (must hold no model).", required=True)
 _HEADS = flags.DEFINE_integer("heads", 16, "Attention heads of the transformer (not in the weights).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Image side in pixels (default: from the "
                                    "transformer's token count, else 64).")
@@ -123,20 +106,25 @@ def main(argv):
     try:
         config = convert(_VQGAN.value, _OUT.value, _CONFIG.value, _TRANSFORMER.value, _HEADS.value,
                          _IMAGE_SIZE.value)
-    except ConversionError as e:
+    except (ValueError, OSError) as e:  # ConversionError included
         raise SystemExit(f"convert_lab: {e}") from None
-    v, t = config.vqgan, config.transformer_model
-    print(f"tokenizer: {v.num_codes} codes of {v.latent_dim}, {v.img_resolution}x{v.img_resolution} "
-          f"images -> {_OUT.value}/checkpoints/tokenizer")
-    if _TRANSFORMER.value is None:
-        print("no --transformer: sample.py needs one; train it with "
-              f"python train.py --config=configs/lab.py --workdir={_OUT.value} "
+    v = config.tokenizer
+    print(f"tokenizer: {v['num_codes']} codes of {v['latent_dim']}, {v['img_resolution']}x"
+          f"{v['img_resolution']} images -> {_OUT.value}")
+    if config.transformer is None:
+        print("no --transformer: inpainting needs one; train it with python train.py "
+              f"--config=configs/lab.py --config.init_from={_OUT.value} --workdir=runs/lab "
               "--config.data.source=LAB_DATASET (or convert again with --transformer)")
         return
-    print(f"transformer: {t.depth} blocks of width {t.dim}, {t.heads} heads -> "
-          f"{_OUT.value}/checkpoints/transformer")
-    print(f"next: python sample.py --workdir={_OUT.value} --input=LAB_TEST_DIR")
+    t = config.transformer
+    print(f"transformer: {t['depth']} blocks of width {t['dim']}, {t['heads']} heads -> {_OUT.value}")
+    print(f"next: python sample.py --model={_OUT.value} --input=LAB_TEST_DIR")
+
+
+def run():
+    """The ``maskgit-convert-lab`` console script."""
+    app.run(main, argv=configs.resolve_config_flag(sys.argv))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
-    "ImageError", "read_image", "read_mask", "write_image", "write_mask",
+    "ImageError", "read_image", "read_gray", "read_mask", "write_image", "write_mask",
     "LabTestSet", "read_lab_layout", "write_lab_layout", "read_gt_csv", "write_gt_csv", "HOLE_GRAY",
 ]
 
@@ -93,6 +93,11 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
         bad = [int(v) for v in values if v not in (0, 255)][:8]
         raise ImageError(f"mask is not binary (expected 0 and 255), found values {bad}: {path}")
     return arr != 0
+
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read any image file as 8-bit gray (H, W) uint8 (e.g. a user's mask; transparency on white)."""
+    return np.asarray(Image.fromarray(read_image(path)).convert("L"), np.uint8)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

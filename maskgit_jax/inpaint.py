@@ -18,6 +18,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from maskgit_jax import decoding, masking
 from maskgit_jax.data import normalize
@@ -134,22 +135,23 @@ def _decoded_weight(known_BxHxW: jnp.ndarray, cfg: InpaintConfig) -> jnp.ndarray
     return total_BxHxW / (cfg.blend_width + 1)
 
 
-def _composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -> jnp.ndarray:
-    """uint8 composite; exact copies where the weight is 0 or 1 (integers are exact in float32)."""
+def composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -> jnp.ndarray:
+    """uint8 composite of the decoded image over the input, by ``cfg.composite``; exact copies where
+    the weight is 0 or 1 (integers are exact in float32). Any image size."""
     w_BxHxWx1 = _decoded_weight(known_BxHxW, cfg)[..., None]
     decoded, given = decoded_BxHxWx3.astype(jnp.float32), input_BxHxWx3.astype(jnp.float32)
     mixed = w_BxHxWx1 * decoded + (1 - w_BxHxWx1) * given
     return jnp.clip(jnp.round(mixed), 0, 255).astype(jnp.uint8)
 
 
-def _encode_images(vqgan, vq_vars, images_NxHxWx3, cfg: InpaintConfig) -> jnp.ndarray:
+def encode_images(vqgan, vq_vars, images_NxHxWx3, cfg: InpaintConfig) -> jnp.ndarray:
     """uint8 images (N,H,W,3) -> token ids (N,L)."""
     x = normalize.normalize(images_NxHxWx3, cfg.mean, cfg.std)
     _, idx_Nxhxw, _ = vqgan.apply(vq_vars, x, method=vqgan.encode)
     return idx_Nxhxw.reshape(idx_Nxhxw.shape[0], -1)
 
 
-def _decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
+def decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
     """Token ids (N,L) -> de-normalised uint8 images (N,H,W,3)."""
     grid = vqgan.latent_resolution
     images = vqgan.apply(vq_vars, ids_NxL.reshape(-1, grid, grid), method=vqgan.decode_indices)
@@ -160,7 +162,7 @@ def _decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
 def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_BxHxW, rng,
                   cfg: InpaintConfig, return_history: bool) -> dict[str, jnp.ndarray]:
     """The jitted pipeline on hole-filled uint8 images; returns the fields of ``InpaintResult``."""
-    ids_BxL = _encode_images(vqgan, vq_vars, filled_BxHxWx3, cfg)
+    ids_BxL = encode_images(vqgan, vq_vars, filled_BxHxWx3, cfg)
     unknown_BxL = masking.pixel_to_token_unknown(known_BxHxW, vqgan.latent_resolution, cfg.dilate)
     ids_BxL = jnp.where(unknown_BxL, cfg.decode.mask_id, ids_BxL)
 
@@ -173,9 +175,9 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
         round_trip = dataclasses.replace(cfg, out_mean=None, out_std=None, composite="paste")
 
         def feedback(prediction_BxL):
-            decoded = _decode_images(vqgan, vq_vars, prediction_BxL, round_trip)
-            pasted = _composite(filled_BxHxWx3, decoded, known_BxHxW, round_trip)
-            return jnp.where(fed_back_BxL, _encode_images(vqgan, vq_vars, pasted, cfg), prediction_BxL)
+            decoded = decode_images(vqgan, vq_vars, prediction_BxL, round_trip)
+            pasted = composite(filled_BxHxWx3, decoded, known_BxHxW, round_trip)
+            return jnp.where(fed_back_BxL, encode_images(vqgan, vq_vars, pasted, cfg), prediction_BxL)
 
     # Ids the decoder has filled in are its own guesses (flagged for self-conditioned transformers),
     # except the fed-back ones, which hold the known pixels' information.
@@ -183,15 +185,15 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
     tokens_to_logits = lambda ids: transformer.apply({"params": tr_params}, ids,
                                                      predicted_BxL=guessed(ids))
     state = decoding.decode(ids_BxL, rng, tokens_to_logits, cfg.decode, return_history, feedback)
-    decoded = _decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
-    out = dict(images=_composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,
+    decoded = decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
+    out = dict(images=composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,
                unknown_tokens=unknown_BxL, ids=state.ids_BxL)
     if return_history:
         steps, batch = state.history_ids_SxBxL.shape[:2]
         out["step_masks"] = state.history_ids_SxBxL == cfg.decode.mask_id
         # All S*B predictions through the VQ decoder at once.
         predictions_NxL = state.history_prediction_SxBxL.reshape(steps * batch, -1)
-        step_images = _decode_images(vqgan, vq_vars, predictions_NxL, cfg)
+        step_images = decode_images(vqgan, vq_vars, predictions_NxL, cfg)
         out["step_images"] = step_images.reshape((steps, batch) + step_images.shape[1:])
     return out
 
@@ -223,14 +225,18 @@ def _check_inputs(vqgan, transformer, images_BxHxWx3, known_BxHxW, cfg: InpaintC
 
 
 def _dispatch(vqgan, vq_params, transformer, tr_params, images_BxHxWx3, known_BxHxW,
-              cfg: InpaintConfig, rng: jax.Array, return_history: bool) -> dict[str, jax.Array]:
-    """Checks the inputs, fills the holes and starts the jitted core (asynchronously, device arrays)."""
+              cfg: InpaintConfig, rng: jax.Array, return_history: bool,
+              place=lambda x: x) -> dict[str, jax.Array]:
+    """Checks the inputs, fills the holes and starts the jitted core (asynchronously, device arrays).
+
+    place: puts each per-example input where the core should read it (e.g. split over devices).
+    """
     images = np.asarray(images_BxHxWx3)
     known = np.asarray(known_BxHxW, bool)
     _check_inputs(vqgan, transformer, images, known, cfg)
     filled = normalize.fill_holes(images, known, cfg.hole_gray)
-    return _inpaint_core(vqgan, _as_variables(vq_params), transformer, tr_params, filled, known, rng,
-                         cfg=cfg, return_history=return_history)
+    return _inpaint_core(vqgan, _as_variables(vq_params), transformer, tr_params, place(filled),
+                         place(known), place(rng), cfg=cfg, return_history=return_history)
 
 
 def inpaint(vqgan, vq_params, transformer, tr_params, images_uint8_BxHxWx3, known_BxHxW,
@@ -259,11 +265,14 @@ def _concat_batches(outs: list[dict[str, np.ndarray]], count: int) -> InpaintRes
 
 def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxWx3, known_NxHxW,
                     cfg: InpaintConfig, rng: jax.Array, batch_size: int,
-                    return_history: bool = False) -> InpaintResult:
-    """``inpaint`` over a data set of N images in batches of ``batch_size``.
+                    return_history: bool = False, mesh: Optional[Mesh] = None) -> InpaintResult:
+    """``inpaint`` over a data set of N images in batches of at most ``batch_size``.
 
-    The last batch is padded to full size (one compilation for the whole run). Example i decodes with
-    key ``jax.random.fold_in(rng, i)``, so the tokens are the same for any batch size.
+    Example i decodes with key ``jax.random.fold_in(rng, i)``, so the tokens are the same for any
+    batch size. With a ``mesh``, each batch is split over its ``data`` axis (every device decodes its
+    share of the batch) and the batch size is rounded up to a multiple of the device count. Fewer
+    images than ``batch_size`` run as one batch of their own size (a handful of images never costs a
+    full batch's work); the last batch of a longer run is padded to full size (one compilation).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -272,12 +281,20 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     count = images.shape[0]
     if count == 0 or known.shape[0] != count:
         raise ValueError(f"inpaint_batched: {count} images and {known.shape[0]} masks")
-    padded = -(-count // batch_size) * batch_size
+    devices = 1 if mesh is None else mesh.devices.size
+    batch_size = _round_up(min(batch_size, count), devices)
+    padded = _round_up(count, batch_size)
     take = np.minimum(np.arange(padded), count - 1)  # pad by repeating the last example
     images, known = images[take], known[take]
     keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(padded))
+    split = {} if mesh is None else dict(
+        place=lambda x: jax.device_put(x, NamedSharding(mesh, P("data"))))
     # Dispatch every batch before fetching any, so the device never waits for the host.
     outs = [_dispatch(vqgan, vq_params, transformer, tr_params, images[i:i + batch_size],
-                      known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history)
+                      known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history, **split)
             for i in range(0, padded, batch_size)]
     return _concat_batches(jax.device_get(outs), count)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple

@@ -1,51 +1,59 @@
-"""sample.py's library side: inpaint / generate / outpaint a test set with a trained workdir.
+"""sample.py's library side: a model inpaints (generates, outpaints) a test set or a user's pictures.
 
-Writes ``output/image_XXX.png`` (the lab's naming), the per-step visualisations
-``output/steps/image_XXX.png`` (latent mask and decoded image after each step), a ``grid.png``
-overview and, when ground truth is known, ``metrics.json`` with the masked-region PSNR/L1 of the
-result, of one-step decoding (T=1) and of filling the holes with the mean colour of the known pixels;
-with ``fid=True`` also the FID against the ground truth of the result (and of T=1 and of the
-gray-filled input when comparing).
+``run`` takes a test set (a lab-layout folder, or the built-in held-out test faces) and writes
+``output/image_XXX.png`` (the lab's naming), the per-step visualisations ``output/steps/image_XXX.png``
+(latent mask and decoded image after each step), a ``grid.png`` overview and ``metrics.json``: with
+ground truth, the masked-region PSNR/SSIM/L1 of the result, of one-step decoding (T=1) and of filling
+the holes with the mean colour of the known pixels; with ``fid=True`` also the FIDs.
+
+``run_pictures`` inpaints pictures of any size with masks of the same size (a file each, or a folder
+each, paired by name) and writes one output image per picture.
 """
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
-import jax
 import numpy as np
 
-from maskgit_jax import decoding, fid, imageio, inpaint, metrics
+from maskgit_jax import fid, imageio, metrics
 from maskgit_jax.data import faces
 from maskgit_jax.data.normalize import fill_holes
-from maskgit_jax.models import from_config
-from maskgit_jax.train import experiment, mesh as mesh_lib, token_cache
+from maskgit_jax.model_config import DecodingOptions
+from maskgit_jax.pipeline import InpaintOutput, MaskGIT
 from maskgit_jax.visualize import image_grid, step_strip
+
+DEFAULT_MODEL = "faces-small"
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleOptions:
-    """What sample.py's flags set."""
-    workdir: str
+    """What sample.py's flags set. Decoding options left None take the model's own defaults."""
     output: str
+    model: str = DEFAULT_MODEL      # a shipped name, an exported model folder or a training workdir
     input: Optional[str] = None     # lab-layout folder; None: the built-in held-out test faces
     num_builtin: int = 64           # how many built-in test faces
     mode: str = "inpaint"           # inpaint | generate | outpaint
-    schedule: str = "square"
-    total_iter: int = 8
-    sweet_spot: Optional[int] = None  # None: the workdir config's sample.sweet_spot, else all steps
-    choice_temperature: float = 4.5
-    sample_temperature: float = 0.0
-    composite: Optional[str] = None  # none | paste | blend; None: config sample.composite, else paste
-    pixel_feedback: Optional[bool] = None  # None: config sample.pixel_feedback, else True
-    dilate: int = 0
+    schedule: Optional[str] = None
+    total_iter: Optional[int] = None
+    sweet_spot: Optional[int] = None
+    choice_temperature: Optional[float] = None
+    sample_temperature: Optional[float] = None
+    composite: Optional[str] = None  # none | paste | blend
+    pixel_feedback: Optional[bool] = None
+    dilate: Optional[int] = None
     batch_size: int = 64
     seed: int = 0
     use_ema: bool = True
     compare: bool = True            # also score T=1 and the mean-colour fill (needs ground truth)
     fid: bool = False               # FID against the ground truth (needs it)
     fid_weights: Optional[str] = None  # FID Inception weights file; None: maskgit_jax.fid.fetch's search
+
+    def decoding(self) -> dict:
+        """The decoding options given (None: the model's default)."""
+        return {name: getattr(self, name) for name in DecodingOptions.names() if hasattr(self, name)}
 
 
 def test_set(opts: SampleOptions, image_size: int) -> imageio.LabTestSet:
@@ -58,85 +66,6 @@ def test_set(opts: SampleOptions, image_size: int) -> imageio.LabTestSet:
                               ground_truth=images)
 
 
-def _outpaint_region(known_BxHxW: np.ndarray) -> np.ndarray:
-    """For outpainting: a centre square (half the side) is the region kept; the rest is generated.
-
-    masks_for_mode('outpaint') inverts its input, so this returns the centre as missing.
-    """
-    h, w = known_BxHxW.shape[1:]
-    region = np.ones_like(known_BxHxW)
-    region[:, h // 4: h - h // 4, w // 4: w - w // 4] = False
-    return region
-
-
-def _configured(config, name: str, value, default):
-    """A sample.py option left unset (None) takes the workdir config's ``sample.<name>``, else ``default``."""
-    if value is not None:
-        return value
-    return config.get("sample", {}).get(name, default)
-
-
-def _test_normalization(config) -> tuple[tuple, tuple]:
-    """(mean, std) for test images and outputs: data.test_mean/test_std where the config has them (the
-    lab normalises its test images, and de-normalises its outputs, with their own statistics)."""
-    data = config.data
-    return tuple(data.get("test_mean", data.mean)), tuple(data.get("test_std", data.std))
-
-
-@dataclasses.dataclass(frozen=True)
-class Trained:
-    """A trained workdir's models and parameters, loaded once for any number of decoding runs."""
-    config: object
-    vq_model: object
-    vq_params: object
-    tr_model: object
-    tr_params: object
-
-    @property
-    def normalization(self) -> tuple[tuple, tuple]:
-        return _test_normalization(self.config)
-
-    def with_defaults(self, opts: SampleOptions) -> SampleOptions:
-        """``opts`` with the options left unset (None) taken from the workdir config's ``sample``
-        section, else the defaults: composite 'paste', pixel feedback on."""
-        return dataclasses.replace(
-            opts, composite=_configured(self.config, "composite", opts.composite, "paste"),
-            pixel_feedback=_configured(self.config, "pixel_feedback", opts.pixel_feedback, True))
-
-    def inpaint(self, opts: SampleOptions, source: np.ndarray, known: np.ndarray,
-                history: bool) -> inpaint.InpaintResult:
-        """Decodes ``source`` uint8 (N,H,W,3) where ``known`` (N,H,W) is False, with opts' settings."""
-        opts = self.with_defaults(opts)
-        mean, std = self.normalization
-        cfg = inpaint.InpaintConfig(
-            decode=decoding.DecodeConfig(
-                num_codes=self.vq_model.num_codes, total_iter=opts.total_iter,
-                schedule=opts.schedule, sweet_spot=opts.sweet_spot,
-                choice_temperature=opts.choice_temperature,
-                sample_temperature=opts.sample_temperature),
-            mean=mean, std=std, dilate=opts.dilate,
-            composite=opts.composite, pixel_feedback=opts.pixel_feedback)
-        return inpaint.inpaint_batched(self.vq_model, self.vq_params, self.tr_model, self.tr_params,
-                                       source, known, cfg, jax.random.key(opts.seed), opts.batch_size,
-                                       history)
-
-    def encode(self, images: np.ndarray, batch_size: int) -> np.ndarray:
-        """Token ids (N, L) of uint8 images, with the test normalisation."""
-        mean, std = self.normalization
-        return token_cache.encode_tokens(self.vq_model, self.vq_params, images, mean, std, batch_size)
-
-
-def load_trained(workdir: str | Path, use_ema: bool = True) -> Trained:
-    """The tokenizer and transformer of a workdir (train.py or convert_lab), on every device."""
-    workdir = Path(workdir)
-    config = experiment.load_config(workdir)
-    replicated = mesh_lib.replicated(mesh_lib.make_mesh())
-    _, vq_params = experiment.restore_tokenizer(config, workdir, replicated)
-    _, tr_params = experiment.restore_transformer(config, workdir, replicated, use_ema)
-    return Trained(config, from_config.vqgan(config), vq_params, from_config.transformer(config),
-                   tr_params)
-
-
 def pixel_scores(images: np.ndarray, truth: np.ndarray, known: np.ndarray) -> dict:
     """Masked-region PSNR (dB), SSIM and L1 ([0, 255] units) of uint8 images, averaged over images."""
     return {
@@ -146,70 +75,136 @@ def pixel_scores(images: np.ndarray, truth: np.ndarray, known: np.ndarray) -> di
     }
 
 
-def scores(result: inpaint.InpaintResult, truth: np.ndarray, known: np.ndarray,
-           true_ids: np.ndarray) -> dict:
+def scores(result: InpaintOutput, truth: np.ndarray, known: np.ndarray, true_ids: np.ndarray) -> dict:
     """``pixel_scores`` of a decoding result, and its accuracy on the unknown tokens (``true_ids``:
     the truth's tokens)."""
-    return {**pixel_scores(result.images, truth, known),
+    return {**pixel_scores(result.model_images, truth, known),
             "token_accuracy": metrics.token_accuracy(result.ids, true_ids, result.unknown_tokens)}
 
 
-def fids(candidates: dict, truth: np.ndarray, opts: SampleOptions) -> dict:
-    """{key: FID of those uint8 (N, H, W, 3) images against the truth}, the truth's features once."""
+def fids(candidates: dict, truth: np.ndarray, opts) -> dict:
+    """{key: FID of those uint8 (N, H, W, 3) images against the truth}, the truth's features once.
+    ``opts``: anything with ``batch_size`` and ``fid_weights``."""
     truth_features = fid.features_of_arrays(truth, opts.batch_size, opts.fid_weights)
     return {name: fid.fid_from_features(fid.features_of_arrays(images, opts.batch_size, opts.fid_weights),
                                         truth_features)
             for name, images in candidates.items()}
 
 
-def run(opts: SampleOptions) -> dict:
+def _known_for_mode(mode: str, known: np.ndarray) -> np.ndarray:
+    """The pixels the model is given: the test masks, nothing (generate), or the centre square of
+    each image (outpaint: the surroundings are generated)."""
+    if mode == "inpaint":
+        return known
+    if mode == "generate":
+        return np.zeros_like(known)
+    if mode == "outpaint":
+        _, h, w = known.shape
+        centre = np.zeros_like(known)
+        centre[:, h // 4: h - h // 4, w // 4: w - w // 4] = True
+        return centre
+    raise ValueError(f"--mode must be inpaint, generate or outpaint, got {mode!r}")
+
+
+def run(opts: SampleOptions, model: Optional[MaskGIT] = None) -> dict:
     """Runs the whole sampling job; returns the metrics (also written to output/metrics.json)."""
     output = Path(opts.output)
-    trained = load_trained(opts.workdir, opts.use_ema)
-    test = test_set(opts, trained.config.data.image_size)
+    model = model or MaskGIT.from_pretrained(opts.model, use_ema=opts.use_ema)
+    test = test_set(opts, model.image_size)
     if opts.fid and test.ground_truth is None:
         raise ValueError(f"{opts.input}: --fid needs ground truth (a gt/ folder or test_gt.csv)")
-    given = _outpaint_region(test.known) if opts.mode == "outpaint" else test.known
-    known = inpaint.masks_for_mode(opts.mode, given)
+    known = _known_for_mode(opts.mode, test.known)
     # The masked input as the user sees it; for outpainting/generation the truth supplies the pixels kept.
     source = test.ground_truth if test.ground_truth is not None else test.images
-    opts = trained.with_defaults(opts)
-    sweet_spot = _configured(trained.config, "sweet_spot", opts.sweet_spot, None)
-    # Generation has no known pixels to feed back.
-    opts = dataclasses.replace(opts, sweet_spot=sweet_spot,
-                               pixel_feedback=opts.pixel_feedback and opts.mode != "generate")
+    options = model.decoding.override(**opts.decoding())
+    if opts.mode == "generate":  # no known pixels to feed back
+        options = dataclasses.replace(options, pixel_feedback=False)
+    decode = lambda **changes: model.inpaint(source, known, seed=opts.seed, batch_size=opts.batch_size,
+                                             options=options, **changes)
 
-    result = trained.inpaint(opts, source, known, history=True)
+    result = decode(return_steps=True)
     masked_input = fill_holes(source, known)
     for name, image, step_masks, step_images, masked in zip(
-            test.names, result.images, result.step_masks.swapaxes(0, 1),
+            test.names, result.model_images, result.step_masks.swapaxes(0, 1),
             result.step_images.swapaxes(0, 1), masked_input):
         imageio.write_image(output / name, image)
         imageio.write_image(output / "steps" / name, step_strip(step_masks, step_images, masked))
-    rows = [masked_input[:16], result.images[:16]]
+    rows = [masked_input[:16], result.model_images[:16]]
     if test.ground_truth is not None:
         rows.append(test.ground_truth[:16])
     imageio.write_image(output / "grid.png", image_grid(rows))
 
-    report = {"images": len(test.names), "mode": opts.mode, "schedule": opts.schedule,
-              "total_iter": opts.total_iter, "sweet_spot": sweet_spot,
-              "composite": opts.composite, "pixel_feedback": opts.pixel_feedback}
+    report = {"images": len(test.names), "mode": opts.mode, **dataclasses.asdict(options),
+              "about": model.config.about}
     one_step = None
     if test.ground_truth is not None and opts.mode != "generate":
         truth = test.ground_truth
-        report.update(scores(result, truth, known, trained.encode(truth, opts.batch_size)))
+        report.update(scores(result, truth, known, model.encode(truth, opts.batch_size)))
         if opts.compare:
-            one_step = trained.inpaint(dataclasses.replace(opts, total_iter=1, sweet_spot=None),
-                                       source, known, history=False)
+            one_step = decode(total_iter=1, sweet_spot=0).model_images
             # The same scores for T=1 and the mean-colour fill: {psnr,ssim,l1}_masked_{T1,mean_fill}.
-            for suffix, images in (("T1", one_step.images), ("mean_fill", metrics.mean_fill(truth, known))):
+            for suffix, images in (("T1", one_step), ("mean_fill", metrics.mean_fill(truth, known))):
                 report.update({f"{name}_{suffix}": value
                                for name, value in pixel_scores(images, truth, known).items()})
     if opts.fid:
-        candidates = {"fid": result.images}
+        candidates = {"fid": result.model_images}
         if one_step is not None:
-            candidates.update(fid_T1=one_step.images, fid_masked_input=masked_input)
+            candidates.update(fid_T1=one_step, fid_masked_input=masked_input)
         report.update(fids(candidates, test.ground_truth, opts))
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+# --- a user's own pictures ---------------------------------------------------------------------
+
+def picture_pairs(image: str, mask: str) -> list[tuple[str, Path, Path]]:
+    """(name, image file, mask file) for one picture and its mask, or for a folder of pictures and a
+    folder of masks paired by name (``photo.png`` with ``photo.png``, or the lab's ``image_XXX`` with
+    ``mask_XXX``); an unpaired file is an error naming it."""
+    image_path, mask_path = Path(image), Path(mask)
+    if not image_path.exists():
+        raise ValueError(f"--image: no such file or folder: {image_path}")
+    if not mask_path.exists():
+        raise ValueError(f"--mask: no such file or folder: {mask_path}")
+    if image_path.is_dir() != mask_path.is_dir():
+        raise ValueError(f"--image={image_path} and --mask={mask_path}: give two files or two folders")
+    if not image_path.is_dir():
+        return [(image_path.name, image_path, mask_path)]
+    key = lambda p: re.sub(r"^(image|mask)_", "", p.stem)
+    files = lambda folder: {key(p): p for p in sorted(folder.iterdir())
+                            if p.is_file() and not p.name.startswith(".")}
+    images, masks = files(image_path), files(mask_path)
+    if not images:
+        raise ValueError(f"--image: no files in {image_path}")
+    unpaired = sorted(set(images) ^ set(masks))
+    if unpaired:
+        first = images.get(unpaired[0]) or masks[unpaired[0]]
+        raise ValueError(f"{first}: has no partner in {mask_path if first.parent == image_path else image_path}"
+                         f" ({len(unpaired)} unpaired file(s))")
+    return [(images[k].name, images[k], masks[k]) for k in sorted(images)]
+
+
+def run_pictures(model: MaskGIT, image: str, mask: str, output: str, batch_size: int = 64,
+                 seed: int = 0, **decoding) -> list[Path]:
+    """Inpaints ``image`` (a file or a folder) where ``mask`` (white = known, black = missing, gray
+    threshold 128) is black; writes PNGs to ``output`` (a file for one picture, else a folder).
+    Returns the paths written."""
+    pairs = picture_pairs(image, mask)
+    out = Path(output)
+    single = not Path(image).is_dir()
+    targets = [out] if single else [out / (Path(name).stem + ".png") for name, _, _ in pairs]
+    inputs = {p.resolve() for _, a, b in pairs for p in (a, b)}
+    for target in targets:
+        if target.resolve() in inputs:
+            raise ValueError(f"--output={target}: would overwrite an input file")
+    pictures = [imageio.read_image(path) for _, path, _ in pairs]
+    masks = [imageio.read_gray(path) for _, _, path in pairs]
+    for (name, image_path, mask_path), picture, known in zip(pairs, pictures, masks):
+        if picture.shape[:2] != known.shape:
+            raise ValueError(f"{mask_path}: is {known.shape[0]}x{known.shape[1]} but {image_path} is "
+                             f"{picture.shape[0]}x{picture.shape[1]}")
+    result = model.inpaint(pictures, masks, seed=seed, batch_size=batch_size, **decoding)
+    for target, picture in zip(targets, result.images):
+        imageio.write_image(target, picture)
+    return targets

@@ -1,7 +1,9 @@
 """Sweep report: inpaint one test set for every schedule x total_iter x sweet_spot and compare.
 
-    python -m maskgit_jax.sweep --workdir=runs/faces --schedules=linear,cosine,square \
+    python -m maskgit_jax.sweep --model=runs/faces --schedules=linear,cosine,square \
         --total_iters=1,4,8,12 --sweet_spots=0,6 [--input=lab_dir] [--fid]
+
+(--model: a shipped name, an exported folder or a training workdir.)
 
 Writes OUT/sweep.csv, OUT/sweep.md (a markdown table) and OUT/sweep.png (masked-region PSNR, and
 FID when computed, against total_iter; one line per schedule and sweet spot). The models are loaded
@@ -19,6 +21,7 @@ import numpy as np
 
 from maskgit_jax import metrics, sampling, schedules
 from maskgit_jax.data.normalize import fill_holes
+from maskgit_jax.pipeline import MaskGIT
 
 ONE_STEP = "any"   # the schedule column of the T=1 row
 COLUMNS = ("schedule", "total_iter", "sweet_spot", "psnr_masked", "ssim_masked", "l1_masked",
@@ -27,15 +30,15 @@ COLUMNS = ("schedule", "total_iter", "sweet_spot", "psnr_masked", "ssim_masked",
 
 @dataclasses.dataclass(frozen=True)
 class SweepOptions:
-    workdir: str
+    model: str                         # a shipped name, an exported folder or a training workdir
     output: str
     schedules: Sequence[str] = ("linear", "cosine", "square")
     total_iters: Sequence[int] = (1, 4, 8, 12)
     sweet_spots: Sequence[int] = (0,)  # 0: all T steps; s > 0: stop after s steps (skipped where s >= T)
     input: Optional[str] = None        # lab-layout folder; None: the built-in held-out test faces
     num_builtin: int = 64
-    choice_temperature: float = 4.5
-    pixel_feedback: Optional[bool] = None  # None: the workdir config's sample.pixel_feedback, else True
+    choice_temperature: Optional[float] = None  # None: the model's default
+    pixel_feedback: Optional[bool] = None  # None: the model's default
     batch_size: int = 64
     seed: int = 0
     fid: bool = False
@@ -71,28 +74,26 @@ def _baselines(truth: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
 
 def run(opts: SweepOptions) -> list[dict]:
     """Runs the sweep, writes the CSV, the table and the plot; returns the rows."""
-    trained = sampling.load_trained(opts.workdir)
-    sample_opts = sampling.SampleOptions(workdir=opts.workdir, output=opts.output, input=opts.input,
-                                         num_builtin=opts.num_builtin, batch_size=opts.batch_size,
-                                         seed=opts.seed, choice_temperature=opts.choice_temperature,
-                                         pixel_feedback=opts.pixel_feedback,
-                                         fid_weights=opts.fid_weights)
-    test = sampling.test_set(sample_opts, trained.config.data.image_size)
+    model = MaskGIT.from_pretrained(opts.model)
+    test = sampling.test_set(sampling.SampleOptions(output=opts.output, input=opts.input,
+                                                    num_builtin=opts.num_builtin, seed=opts.seed),
+                             model.image_size)
     if test.ground_truth is None:
         raise ValueError(f"{opts.input}: the sweep needs ground truth (a gt/ folder or test_gt.csv)")
     truth, known = test.ground_truth, test.known
-    true_ids = trained.encode(truth, opts.batch_size)
+    true_ids = model.encode(truth, opts.batch_size)
     rows, images = [], []  # images[i]: the outputs scored in rows[i], kept for the FID at the end
     for name, total_iter, spot in settings(opts):
         start = time.perf_counter()
         decode_as = opts.schedules[0] if name == ONE_STEP else name
-        result = trained.inpaint(
-            dataclasses.replace(sample_opts, schedule=decode_as, total_iter=total_iter, sweet_spot=spot),
-            truth, known, history=False)
+        result = model.inpaint(truth, known, seed=opts.seed, batch_size=opts.batch_size,
+                               schedule=decode_as, total_iter=total_iter, sweet_spot=spot or 0,
+                               choice_temperature=opts.choice_temperature,
+                               pixel_feedback=opts.pixel_feedback)
         seconds = time.perf_counter() - start
         rows.append({"schedule": name, "total_iter": total_iter, "sweet_spot": spot or "",
                      **sampling.scores(result, truth, known, true_ids), "seconds": round(seconds, 3)})
-        images.append(result.images)
+        images.append(result.model_images)
         _print(rows[-1])
     for name, filled in _baselines(truth, known).items():
         rows.append({"schedule": name, "total_iter": "", "sweet_spot": "",
@@ -100,7 +101,7 @@ def run(opts: SweepOptions) -> list[dict]:
         images.append(filled)
         _print(rows[-1])
     if opts.fid:
-        fids = sampling.fids(dict(enumerate(images)), truth, sample_opts)
+        fids = sampling.fids(dict(enumerate(images)), truth, opts)
         for i, row in enumerate(rows):
             row["fid"] = fids[i]
             print(f"fid {row['schedule']} {row['total_iter']} {row['sweet_spot']}: {fids[i]:.4f}")
@@ -172,29 +173,37 @@ def plot(path: Path, rows: list[dict]) -> None:
 def main(argv=None) -> None:
     import argparse
     p = argparse.ArgumentParser(prog="python -m maskgit_jax.sweep", description=__doc__.split("\n")[0])
-    p.add_argument("--workdir", required=True, help="a trained workdir")
-    p.add_argument("--output", help="where the report goes (default: WORKDIR/sweep)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a shipped model name, an exported model folder or a workdir")
+    which.add_argument("--workdir", help="a training workdir (the same as --model=PATH)")
+    p.add_argument("--output", help="where the report goes (default: MODEL/sweep for a folder, "
+                                    "else sweep_MODEL)")
     p.add_argument("--input", help="test folder in the lab layout (default: built-in test faces)")
     p.add_argument("--schedules", default="linear,cosine,square")
     p.add_argument("--total_iters", default="1,4,8,12")
     p.add_argument("--sweet_spots", default="0", help="0 = all steps")
     p.add_argument("--num", type=int, default=64, help="built-in test faces")
-    p.add_argument("--choice_temperature", type=float, default=4.5)
+    p.add_argument("--choice_temperature", type=float, help="default: the model's")
     p.add_argument("--pixel_feedback", action=argparse.BooleanOptionalAction,
-                   help="re-encode tokens over partly known patches (default: the workdir config's)")
+                   help="re-encode tokens over partly known patches (default: the model's)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fid", action="store_true", help="also the FID against the ground truth")
     p.add_argument("--fid_weights", help="FID Inception weights file (default: fetched once)")
     a = p.parse_args(argv)
     ints = lambda text, flag: [_int(v, flag) for v in text.split(",") if v]
-    rows = run(SweepOptions(
-        workdir=a.workdir, output=a.output or str(Path(a.workdir) / "sweep"), input=a.input,
+    model = a.model or a.workdir
+    output = a.output or str(Path(model) / "sweep" if Path(model).is_dir() else f"sweep_{model}")
+    try:
+        rows = run(SweepOptions(
+            model=model, output=output, input=a.input,
         schedules=[s for s in a.schedules.split(",") if s], total_iters=ints(a.total_iters, "--total_iters"),
-        sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
-        choice_temperature=a.choice_temperature, pixel_feedback=a.pixel_feedback,
-        batch_size=a.batch_size, seed=a.seed, fid=a.fid, fid_weights=a.fid_weights))
-    print(f"wrote {len(rows)} rows to {a.output or Path(a.workdir) / 'sweep'}/sweep.csv, sweep.md, sweep.png")
+            sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
+            choice_temperature=a.choice_temperature, pixel_feedback=a.pixel_feedback,
+            batch_size=a.batch_size, seed=a.seed, fid=a.fid, fid_weights=a.fid_weights))
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"maskgit-sweep: {e}") from None
+    print(f"wrote {len(rows)} rows to {output}/sweep.csv, sweep.md, sweep.png")
 
 
 def _int(text: str, flag: str) -> int:

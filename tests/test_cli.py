@@ -52,6 +52,22 @@ def test_train_then_sample_builtin_and_lab_layout(tmp_path):
     assert metrics["l1_masked_mean_fill"] == pytest.approx(
         np.nanmean(metrics_lib.masked_l1(fill, truth, known)), abs=1e-9)
 
+    # A user's picture of any size with its mask, then folders of them paired by name.
+    picture = np.random.default_rng(0).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    known = np.ones((97, 131), bool)
+    known[20:70, 30:100] = False
+    imageio.write_image(tmp_path / "pics" / "photo.png", picture)
+    imageio.write_mask(tmp_path / "masks" / "photo.png", known)
+    out = run("sample.py", f"--model={workdir}", f"--image={tmp_path / 'pics' / 'photo.png'}",
+              f"--mask={tmp_path / 'masks' / 'photo.png'}", f"--output={tmp_path / 'filled.png'}")
+    filled = imageio.read_image(tmp_path / "filled.png")
+    np.testing.assert_array_equal(filled[known], picture[known])
+    assert (filled[~known] != picture[~known]).mean() > 0.5
+    run("sample.py", f"--model={workdir}", f"--image={tmp_path / 'pics'}",
+        f"--mask={tmp_path / 'masks'}", f"--output={tmp_path / 'filled'}", "--total_iter=2")
+    np.testing.assert_array_equal(imageio.read_image(tmp_path / "filled" / "photo.png")[known],
+                                  picture[known])
+
     # A folder in the lab layout, written with the lab's naming.
     images, known = faces.faces_test_set(3, seed=4)
     imageio.write_lab_layout(tmp_path / "lab", images, known)
@@ -77,11 +93,35 @@ def test_train_then_sample_builtin_and_lab_layout(tmp_path):
     assert imageio.read_image(tmp_path / "sweep" / "sweep.png").shape[2] == 3
 
 
+def _error(*args) -> str:
+    """The last line of a command that must fail with one line and no traceback."""
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_picture_errors_are_one_line(tmp_path):
+    image = tmp_path / "photo.png"
+    imageio.write_image(image, np.zeros((40, 30, 3), np.uint8))
+    imageio.write_mask(tmp_path / "mask.png", np.ones((30, 40), bool))
+    assert _error("sample.py", f"--image={image}") == (
+        "error: --image needs --mask (white = known pixels, black = pixels to fill)")
+    assert _error("sample.py", f"--image={image}", f"--mask={tmp_path / 'mask.png'}") == (
+        f"error: {tmp_path / 'mask.png'}: is 30x40 but {image} is 40x30")
+    assert _error("sample.py", f"--image={image}", f"--mask={tmp_path / 'mask.png'}",
+                  f"--output={image}") == f"error: --output={image}: would overwrite an input file"
+    (tmp_path / "masks").mkdir()
+    assert _error("sample.py", f"--image={tmp_path}", f"--mask={tmp_path / 'masks'}").startswith(
+        f"error: {tmp_path / 'mask.png'}: has no partner in {tmp_path / 'masks'}")
+
+
 def test_bad_options_give_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "sample.py", f"--workdir={tmp_path / 'nothing'}"],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert "config.json not found" in proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith(f"error: '{tmp_path / 'nothing'}' is neither a shipped model "
+                                        f"(emoji-small, faces-small) nor an existing folder")
     proc = subprocess.run([sys.executable, "train.py", "--config=configs/faces.py:tiny",
                            "--config.stages=tokeniser", f"--workdir={tmp_path / 'w'}"],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)

@@ -16,15 +16,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from configs import lab as lab_config  # noqa: E402
+from maskgit_jax.configs import lab as lab_config  # noqa: E402
 from maskgit_jax import convert_lab, imageio  # noqa: E402
 from maskgit_jax.lab_import.transformer import convert_transformer  # noqa: E402
 from maskgit_jax.lab_import.vqgan import convert_vqgan  # noqa: E402
 from maskgit_jax.lab_import.weights import ConversionError, Weights  # noqa: E402
 from maskgit_jax.models import vqgan as vq  # noqa: E402
 from maskgit_jax.models.transformer import BidirectionalTransformer, lab_transformer_config  # noqa: E402
+from maskgit_jax.pipeline import MaskGIT  # noqa: E402
 from maskgit_jax.sampling import SampleOptions, run as run_sampling  # noqa: E402
-from maskgit_jax.train import experiment, mesh as mesh_lib  # noqa: E402
+from maskgit_jax.train.main import train_and_evaluate  # noqa: E402
 from tests import torch_course as tc  # noqa: E402
 
 IMAGE = 16
@@ -235,26 +236,31 @@ def test_cli_error_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith(f"convert_lab: {notes}: not a torch")
 
 
-# --- end to end: converted workdir -> sampling ----------------------------------------------
+# --- end to end: converted model -> MaskGIT, sampling, stage-2 training --------------------------
 
-def test_converted_workdir_samples_the_lab_layout(course_vqgan, vqgan_file, transformer_file,
-                                                  tmp_path):
-    workdir = tmp_path / "workdir"
-    config = convert_lab.convert(vqgan_file, str(workdir), lab_config.get_config("lab"),
+def test_converted_model_samples_the_lab_layout(course_vqgan, vqgan_file, transformer_file, tmp_path):
+    folder = tmp_path / "lab_model"
+    config = convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"),
                                  transformer_file, heads=HEADS)
-    assert config.data.image_size == IMAGE and config.transformer_model.dim == 64
-    assert config.sample.composite == "none"
-
-    # The checkpoint restores through the trainer's own path, weights intact.
-    saved = experiment.load_config(workdir)
-    assert tuple(saved.data.test_mean) == (0.4868, 0.4341, 0.3844)  # the lab's test statistics
-    _, params = experiment.restore_tokenizer(saved, workdir, mesh_lib.replicated(mesh_lib.make_mesh()))
+    assert config.image_size == IMAGE and config.transformer["dim"] == 64
+    model = MaskGIT.from_pretrained(folder)
+    # The course's protocol comes with the model: its test statistics, decoding and no compositing.
+    assert model.config.mean == (0.4868, 0.4341, 0.3844)
+    assert (model.decoding.schedule, model.decoding.composite, model.decoding.pixel_feedback) == (
+        "cosine", "none", False)
     np.testing.assert_array_equal(
-        np.asarray(params["decoder"]["model_0"]["kernel"]),
+        np.asarray(model.params["tokenizer"]["decoder"]["model_0"]["kernel"]),
         course_vqgan.decoder.model[0].weight.detach().numpy().transpose(2, 3, 1, 0))
 
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 256, (3, IMAGE, IMAGE, 3), dtype=np.uint8)
+    # The loaded model tokenises as the PyTorch course model does (lab test normalisation).
+    mean, std = (torch.tensor(v).reshape(1, 3, 1, 1) for v in (model.config.mean, model.config.std))
+    with torch.no_grad():
+        x = (torch.from_numpy(truth).permute(0, 3, 1, 2).float() / 255 - mean) / std
+        _, torch_ids, _ = course_vqgan.encode(x)
+    np.testing.assert_array_equal(model.encode(truth), torch_ids.reshape(3, -1).numpy())
+
     known = np.ones((3, IMAGE, IMAGE), bool)
     known[:, 4:9, 2:13] = False
     test_dir = tmp_path / "lab_test"
@@ -265,9 +271,9 @@ def test_converted_workdir_samples_the_lab_layout(course_vqgan, vqgan_file, tran
     imageio.write_gt_csv(test_dir / "test_gt.csv", truth)
 
     output = tmp_path / "out"
-    report = run_sampling(SampleOptions(workdir=str(workdir), output=str(output), input=str(test_dir),
+    report = run_sampling(SampleOptions(model=str(folder), output=str(output), input=str(test_dir),
                                         total_iter=3, batch_size=3, compare=False))
-    assert report["composite"] == "none" and report["images"] == 3
+    assert report["composite"] == "none" and report["schedule"] == "cosine" and report["images"] == 3
     assert "psnr_masked" in report  # the ground truth came from test_gt.csv
     for i in range(3):
         image = imageio.read_image(output / f"image_{i:03d}.png")
@@ -276,13 +282,30 @@ def test_converted_workdir_samples_the_lab_layout(course_vqgan, vqgan_file, tran
         assert steps.shape[1] > 3 * IMAGE  # the per-step strip: masks and images of 3 steps
 
 
-def test_tokenizer_only_workdir(vqgan_file, tmp_path):
-    workdir = tmp_path / "workdir"
-    convert_lab.convert(vqgan_file, str(workdir), lab_config.get_config("lab"), image_size=IMAGE)
-    assert (workdir / "checkpoints" / "tokenizer").is_dir()
-    assert not (workdir / "checkpoints" / "transformer").exists()
-    with pytest.raises(FileNotFoundError, match="no transformer checkpoint"):  # what sample.py says
-        experiment.restore_transformer(experiment.load_config(workdir), workdir,
-                                       mesh_lib.replicated(mesh_lib.make_mesh()))
-    with pytest.raises(ConversionError, match="already holds checkpoints"):
-        convert_lab.convert(vqgan_file, str(workdir), lab_config.get_config("lab"), image_size=IMAGE)
+def test_tokenizer_only_then_stage_2_from_it(vqgan_file, tmp_path):
+    folder = tmp_path / "vqgan_only"
+    convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"), image_size=IMAGE)
+    tokenizer_only = MaskGIT.from_pretrained(folder)
+    assert tokenizer_only.transformer is None
+    with pytest.raises(ValueError, match="tokenizer only"):
+        tokenizer_only.inpaint(np.zeros((IMAGE, IMAGE, 3), np.uint8), np.ones((IMAGE, IMAGE), bool))
+    with pytest.raises(ConversionError, match="already holds a model"):
+        convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"), image_size=IMAGE)
+
+    # The course's main task: train stage 2 on its tokenizer (init_from), then load the export.
+    config = lab_config.get_config("tiny")
+    config.init_from = str(folder)
+    config.transformer.update(steps=2, batch_size=4, warmup_steps=1)
+    config.data.num_train, config.data.num_eval = 8, 2
+    config.data.source = str(tmp_path / "images")  # a folder of images of the course model's size
+    for i, image in enumerate(np.random.default_rng(1).integers(0, 256, (8, IMAGE, IMAGE, 3), np.uint8)):
+        imageio.write_image(tmp_path / "images" / f"{i}.png", image)
+    workdir = tmp_path / "run"
+    train_and_evaluate(config, workdir, progress=False)
+    trained = MaskGIT.from_pretrained(workdir / "model")
+    assert trained.config.tokenizer == tokenizer_only.config.tokenizer  # the course's architecture
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(trained.params["tokenizer"]),
+                 jax.device_get(tokenizer_only.params["tokenizer"]))
+    assert trained.config.about["transformer_step"] == 2
+    out = trained.inpaint(np.zeros((IMAGE, IMAGE, 3), np.uint8), np.eye(IMAGE, dtype=bool))
+    assert out.image.shape == (IMAGE, IMAGE, 3)

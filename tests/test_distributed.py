@@ -16,8 +16,9 @@ import jax
 import numpy as np
 import pytest
 
-from configs import faces as faces_config
-from maskgit_jax.train import distributed, experiment, mesh as mesh_lib
+from maskgit_jax.configs import faces as faces_config
+from maskgit_jax import mesh as mesh_lib
+from maskgit_jax.train import distributed, experiment
 from maskgit_jax.train.checkpoint import Checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import json, sys
 import jax
-from configs import faces as faces_config
+from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.train import distributed, main
 from maskgit_jax.train.metric_writer import read_metrics
 workdir, port, num_processes, process_id = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import faces as faces_config
+from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.data import faces
 from maskgit_jax.train import experiment, main, tokenizer_stage, transformer_stage
 from maskgit_jax.train.metric_writer import read_metrics
@@ -185,7 +185,7 @@ def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
 MULTI_DEVICE_SCRIPT = """
 import json, sys
 import jax
-from configs import faces as faces_config
+from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.train import main
 from maskgit_jax.train.metric_writer import read_metrics
 config = faces_config.get_config("tiny")

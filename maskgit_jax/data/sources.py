@@ -65,6 +65,9 @@ def load_images(source: str, split: str = "train", num: int | None = None,
     if source == "faces":
         if not num:
             raise ValueError("data source 'faces' needs a number of images (config.data.num_train)")
+        if image_size != 64:
+            raise ValueError(f"data source 'faces' renders 64x64 faces, but the model takes "
+                             f"{image_size}x{image_size} images (config.data.image_size)")
         return faces.faces_split(split, num, seed)
     if source.startswith("tfds:"):
         return _tfds_images(source[len("tfds:"):], split, num, image_size)

@@ -1,4 +1,4 @@
-"""python -m maskgit_jax.fid DIR_A DIR_B [--batch_size=50] [--weights=PATH]
+"""python -m maskgit_jax.fid DIR_A DIR_B [--batch_size=50] [--weights=PATH]   (or maskgit-fid)
 
 Prints the FID between the images under two folders (searched recursively); the last line is the
 number alone, so scripts can read it with `tail -n 1`.
@@ -29,5 +29,10 @@ def main(argv):
     print(f"{fid:.6f}")
 
 
-if __name__ == "__main__":
+def run():
+    """The ``maskgit-fid`` console script."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

