@@ -1,6 +1,6 @@
 """Classical inpainting baselines on a test set: the rows to set next to a model's scores.
 
-    python -m bench.classical_inpaint --input=/work/shared/data/emoji64/test --fid
+    python -m bench.classical_inpaint --input=emoji64/test --fid
     python -m bench.classical_inpaint --num=1024 --fid --out=faces_classical.md
     python -m bench.classical_inpaint --input=DIR --radius=5 --save_images=/tmp/telea --out=FILE.csv
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskgit_jax import fid, imageio, metrics
+from maskgit_jax import fid, imageio, metrics, sampling
 from maskgit_jax.data import faces
 from maskgit_jax.data.normalize import fill_holes
 
@@ -86,16 +86,14 @@ def mean_and_se(values_N: np.ndarray) -> tuple[float, float]:
 
 
 def pixel_scores(images: np.ndarray, truth: np.ndarray, known: np.ndarray) -> dict:
-    """`sampling.pixel_scores` (same functions, same np.nanmean; importing it would pull in the models and
-    the training stack), the standard error of the PSNR mean, and the count of images whose holes
-    came back exactly (PSNR +inf, which makes the mean +inf) with the PSNR mean over the others."""
+    """`sampling.pixel_scores` (sample.py's and the sweep's), the standard error of the PSNR mean,
+    and the count of images whose holes came back exactly (PSNR +inf, which makes the mean +inf)
+    with the PSNR mean over the others."""
     psnr_N = metrics.masked_psnr(images, truth, known)
     exact_N = np.isposinf(psnr_N)
-    psnr, psnr_se = mean_and_se(psnr_N)
+    _, psnr_se = mean_and_se(psnr_N)
     finite, finite_se = mean_and_se(np.where(exact_N, np.nan, psnr_N))
-    return {"psnr_masked": psnr, "psnr_se": psnr_se,
-            "ssim_masked": float(np.nanmean(metrics.masked_ssim(images, truth, known))),
-            "l1_masked": float(np.nanmean(metrics.masked_l1(images, truth, known))),
+    return {**sampling.pixel_scores(images, truth, known), "psnr_se": psnr_se,
             "exact": int(exact_N.sum()), "psnr_others": finite, "psnr_others_se": finite_se}
 
 

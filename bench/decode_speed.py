@@ -14,7 +14,7 @@ from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.train import token_cache
 
 TOTAL_ITER, SCHEDULE = 8, "cosine"
-TARGET_VS_TORCH = 5.0  # PRODUCT.md §9: CPU decoding at least 5x the course's batch-1 loop
+TARGET_VS_TORCH = 5.0  # the project's CPU target: decoding at least 5x the course's batch-1 loop
 COLUMNS = ["config", "dtype", "images", "batch", "implementation", "images/s",
            "seconds for all", "vs PyTorch batch 1"]
 

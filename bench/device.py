@@ -59,7 +59,7 @@ def accelerator() -> bool:
 
 
 def cpu_target(target: float) -> float | None:
-    """PRODUCT.md's speed-ups over PyTorch are CPU targets (accelerators have MFU targets)."""
+    """The project's speed-ups over PyTorch are CPU targets (accelerators have MFU targets)."""
     return None if accelerator() else target
 
 

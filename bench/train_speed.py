@@ -6,7 +6,7 @@ import numpy as np
 from bench import device, jax_train, models, report, timing
 from bench.models import JaxModels
 
-TARGET_VS_TORCH = 2.0  # PRODUCT.md §9: CPU training at least 2x the PyTorch reference
+TARGET_VS_TORCH = 2.0  # the project's CPU target: training at least 2x the PyTorch reference
 COLUMNS = ["config", "dtype", "batch", "implementation", "images/s", "tokens/s", "TFLOP/s",
            "MFU (stated peak)", "% of measured matmul", "vs PyTorch"]
 

@@ -1,4 +1,4 @@
-"""Image and mask files, and the inpainting lab's test-set layout (PRODUCT.md section 6).
+"""Image and mask files, and the inpainting lab's test-set layout (NYCU course lab).
 
 Images are decoded by content, never by extension: the lab's `.png` train files are really JPEG.
 Lab layout of a test folder:

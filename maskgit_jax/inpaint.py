@@ -1,6 +1,6 @@
 """Inpainting, outpainting and generation with a VQGAN tokenizer and a MaskGIT transformer.
 
-Pipeline per batch (PRODUCT.md §6), all inside one jitted function:
+Pipeline per batch (the course lab's inpainting protocol), all inside one jitted function:
 holes filled gray -> normalise -> VQ-encode -> token ids; tokens with any missing pixel -> [MASK];
 iterative decoding (``decoding.decode``; with ``pixel_feedback`` each step's tokens over partly known
 patches are re-encoded with those pixels) -> VQ-decode -> de-normalise -> composite with the input.

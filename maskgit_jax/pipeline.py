@@ -27,7 +27,7 @@ from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resi
 from maskgit_jax.data import normalize
 from maskgit_jax.model_config import DecodingOptions, ModelConfig
 
-MASK_THRESHOLD = 128  # uint8 masks: values >= 128 are known pixels (float masks: >= 0.5)
+MASK_THRESHOLD = 128  # uint8 masks (0-255): values >= 128 are known pixels (float masks: >= 0.5)
 
 # The tokenizer alone, compiled once per model and batch shape (parameters are arguments).
 _encode = jax.jit(inpaint.encode_images, static_argnums=(0, 3))
@@ -122,8 +122,8 @@ class MaskGIT:
         """Fills the missing pixels of each image.
 
         images: a uint8 array (H, W, 3) or (N, H, W, 3), a PIL image, or a list of them (sizes may
-          differ). masks: the same count, 1 / True = known pixel (uint8 masks: >= 128 known; float:
-          >= 0.5; PIL: converted to gray first). ``decoding``: any ``DecodingOptions`` field
+          differ). masks: the same count, 1 / True = known pixel: bool, 0/1 integers, uint8 gray
+          (>= 128 known, e.g. 255 = known, 0 = missing), float (>= 0.5 known), or PIL (as gray). ``decoding``: any ``DecodingOptions`` field
           (schedule, total_iter, sweet_spot, choice_temperature, sample_temperature, confidence,
           composite, pixel_feedback, dilate; ``sweet_spot=0``: all steps); the rest are the model's
           defaults, or ``options``' where given.
@@ -213,15 +213,19 @@ class MaskGIT:
                              step_masks=result.step_masks, step_images=result.step_images)
 
 
+def _arrays(items, single_ndim: int, pil_mode: str) -> list[np.ndarray]:
+    """A list of arrays from one array (with ``single_ndim`` axes), a PIL image, or a sequence of
+    them (a batch array included); PIL images converted to ``pil_mode`` first."""
+    if isinstance(items, Image.Image) or (isinstance(items, np.ndarray) and items.ndim == single_ndim):
+        items = [items]
+    return [np.asarray(x.convert(pil_mode)) if isinstance(x, Image.Image) else np.asarray(x)
+            for x in items]
+
+
 def _as_images(images) -> list[np.ndarray]:
     """A list of uint8 (H, W, 3) arrays from an array, a PIL image or a list of either."""
-    if isinstance(images, Image.Image) or (isinstance(images, np.ndarray) and images.ndim == 3):
-        images = [images]
     out = []
-    for i, image in enumerate(images):
-        if isinstance(image, Image.Image):
-            image = np.asarray(image.convert("RGB"))
-        image = np.asarray(image)
+    for i, image in enumerate(_arrays(images, 3, "RGB")):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image {i}: expected uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
         out.append(image)
@@ -232,25 +236,22 @@ def _as_images(images) -> list[np.ndarray]:
 
 def _as_masks(masks) -> list[np.ndarray]:
     """A list of bool (H, W) known masks (see ``MaskGIT.inpaint`` for the thresholds)."""
-    if isinstance(masks, Image.Image) or (isinstance(masks, np.ndarray) and masks.ndim == 2):
-        masks = [masks]
     out = []
-    for i, mask in enumerate(masks):
-        if isinstance(mask, Image.Image):
-            mask = np.asarray(mask.convert("L"))
-        mask = np.asarray(mask)
+    for i, mask in enumerate(_arrays(masks, 2, "L")):
         if mask.ndim != 2:
             raise ValueError(f"mask {i}: expected (H, W), got shape {mask.shape}")
+        integer = np.issubdtype(mask.dtype, np.integer)
         if mask.dtype == bool:
             out.append(mask)
+        elif integer and mask.size and 0 <= mask.min() and mask.max() <= 1:  # a 0/1 mask
+            out.append(mask == 1)
         elif mask.dtype == np.uint8:
             out.append(mask >= MASK_THRESHOLD)
         elif np.issubdtype(mask.dtype, np.floating):
             out.append(mask >= 0.5)
-        elif np.issubdtype(mask.dtype, np.integer) and mask.size and mask.min() >= 0 and mask.max() <= 1:
-            out.append(mask == 1)
         else:
-            raise ValueError(f"mask {i}: expected bool, uint8, float or 0/1 integers, got {mask.dtype}")
+            raise ValueError(f"mask {i}: expected bool, 0/1 integers, uint8 (0-255) or float (0-1) "
+                             f"values, got {mask.dtype} from {mask.min()} to {mask.max()}")
     return out
 
 

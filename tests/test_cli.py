@@ -120,8 +120,9 @@ def test_bad_options_give_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "sample.py", f"--workdir={tmp_path / 'nothing'}"],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().endswith(f"error: '{tmp_path / 'nothing'}' is neither a shipped model "
-                                        f"(emoji-small, faces-small) nor an existing folder")
+    assert proc.stderr.strip().endswith(f"error: --workdir={tmp_path / 'nothing'}: no such folder")
+    assert _error("sample.py", "--model=faces-large") == (
+        "error: 'faces-large' is neither a shipped model (emoji-small, faces-small) nor an existing folder")
     proc = subprocess.run([sys.executable, "train.py", "--config=configs/faces.py:tiny",
                            "--config.stages=tokeniser", f"--workdir={tmp_path / 'w'}"],
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)

@@ -38,7 +38,7 @@ GAMMA64 = {
 
 
 def expected_masked_per_step(u0, T, gamma):
-    """Float64 reference of PRODUCT.md §5 step 3 for one example."""
+    """Float64 reference of the tokens left masked after a step (MaskGIT, Chang et al. 2022, sec. 3.2) for one example."""
     out, masked = [], u0
     for t in range(T):
         n = 0 if t == T - 1 else min(max(math.floor(gamma((t + 1) / T) * u0), 0), max(masked - 1, 0))

@@ -97,6 +97,7 @@ def test_any_size_keeps_the_known_pixels_exactly(workdir):
     assert out.shape == picture.shape
     np.testing.assert_array_equal(out[known], picture[known])
     assert (out[~known] != picture[~known]).mean() > 0.5
+    np.testing.assert_array_equal(model.inpaint(picture, known.astype(np.uint8)).image, out)  # 0/1
     # 'blend' mixes the 3 pixels beyond the holes' border and keeps every known pixel further out.
     near = ndimage.binary_dilation(~known, np.ones((3, 3), bool), iterations=3)
     blended = model.inpaint(picture, mask, composite="blend").image

@@ -7,7 +7,8 @@ from maskgit_jax import schedules
 
 N = 200  # unknown tokens, for log and exp
 
-# Independent float64 formulas of PRODUCT.md §4.
+# Independent float64 formulas of the mask schedules (MaskGIT, Chang et al. 2022, sec. 3.2, and the
+# course lab's list: linear, cosine, square, ...).
 REFERENCE = {
     "linear": lambda r: 1 - r,
     "cosine": lambda r: math.cos(math.pi * r / 2),

@@ -22,7 +22,7 @@ def init(model, seq_len, seed=0):
 
 
 def numpy_reference(p, ids, cfg, predicted=None):
-    """Float64 forward pass written from PRODUCT.md §3, independent of flax; ``predicted`` (B, L) bool
+    """Float64 forward pass written from the course's transformer (post-LN blocks, tied head), independent of flax; ``predicted`` (B, L) bool
     adds ``pred_emb`` at those positions (the optional self-conditioning flag)."""
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), p)
     eps, n = cfg["ln_eps"], cfg["heads"]

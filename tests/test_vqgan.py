@@ -11,7 +11,7 @@ import optax
 from maskgit_jax.models import vqgan as V
 
 # ----------------------------------------------------------------------------------------------
-# The lab architecture, written down independently from PRODUCT.md §2
+# The lab architecture, written down independently from the course's VQGAN (its layer list, NYCU lab)
 # ----------------------------------------------------------------------------------------------
 
 _ENC_TABLE = (

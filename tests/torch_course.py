@@ -1,6 +1,6 @@
 """The PyTorch course architecture ("MaskGIT for Image Inpainting", NYCU lab), written as the course does.
 
-A test/benchmark reference only (PRODUCT.md §2-§3), never imported by the package: plain eager
+A test/benchmark reference only (the NYCU course's VQGAN and transformer as its lab code defines them), never imported by the package: plain eager
 PyTorch, NCHW images, state_dict keys exactly as the course checkpoints have them
 (``encoder.model.{i}...``, ``codebook.embedding.weight``, ``blocks.{i}.Attention.*``, ...).
 Defaults are the lab sizes; every size is a constructor argument so small instances can be built.

@@ -65,6 +65,8 @@ def _model_name() -> str:
         raise ValueError("--image needs --mask (white = known pixels, black = pixels to fill)")
     if FLAGS.image and FLAGS.input:
         raise ValueError("give --image or --input, not both")
+    if FLAGS.workdir and not Path(FLAGS.workdir).is_dir():
+        raise ValueError(f"--workdir={FLAGS.workdir}: no such folder")
     return FLAGS.workdir or FLAGS.model or DEFAULT_MODEL
 
 

@@ -1,4 +1,4 @@
-"""FID (Frechet Inception Distance) exactly as pytorch-fid computes it, in JAX (PRODUCT.md section 7).
+"""FID (Frechet Inception Distance) exactly as pytorch-fid computes it, in JAX (github.com/mseitzer/pytorch-fid).
 
     python -m maskgit_jax.fid DIR_A DIR_B [--batch_size=50] [--weights=PATH]
 

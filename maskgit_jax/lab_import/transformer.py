@@ -1,6 +1,6 @@
 """A course transformer checkpoint (bare state_dict) -> this project's transformer config and parameters.
 
-Keys (PRODUCT.md §3): ``tok_emb.weight`` (K+1, d), ``pos_emb`` (L, d), ``bias`` (L, K+1), ``LN.*``,
+Keys (the course's transformer checkpoint): ``tok_emb.weight`` (K+1, d), ``pos_emb`` (L, d), ``bias`` (L, K+1), ``LN.*``,
 ``blocks.{i}.LayerNorm1/2.*``, ``blocks.{i}.MLP.0/2.*``, ``Token_Prediction.0/2.*`` and
 ``blocks.{i}.Attention.*``, whose names are the user's own. Accepted attention layouts: a fused
 projection (``qkv`` or nn.MultiheadAttention's ``in_proj_weight``, split as q, k, v blocks of d

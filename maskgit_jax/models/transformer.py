@@ -1,7 +1,8 @@
 """The bidirectional transformer of stage 2: token ids (with [MASK] = num_codes) -> logits over the codes.
 
-Layout (PRODUCT.md §3): Embedding(K+1, d) + learned position embedding -> LayerNorm -> dropout -> post-LN
-encoder blocks -> prediction head (Dense, GELU, LN) -> logits = h @ tok_emb^T + bias[position, token].
+Layout (the course's transformer; MaskGIT, Chang et al. 2022): Embedding(K+1, d) + learned position
+embedding -> LayerNorm -> dropout -> post-LN encoder blocks -> prediction head (Dense, GELU, LN) ->
+logits = h @ tok_emb^T + bias[position, token].
 Optionally (not in the course model) a learned ``pred_emb`` is added to the input where the id is the
 decoder's own earlier guess (``predicted_embedding``; trained by self-conditioning).
 Submodule names follow the course checkpoint (``tok_emb``, ``pos_emb``, ``blocks_{i}/Attention``,
@@ -134,7 +135,7 @@ class BidirectionalTransformer(nn.Module):
 
 
 def lab_transformer_config() -> dict:
-    """Constructor arguments of the course transformer (PRODUCT.md §3), for checkpoint import."""
+    """Constructor arguments of the course transformer (NYCU lab), for checkpoint import."""
     return dict(num_codes=1024, seq_len=256, dim=768, depth=15, heads=16, mlp_dim=1536, dropout=0.1,
                 ln_eps=1e-12)
 
