@@ -271,8 +271,9 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     Example i decodes with key ``jax.random.fold_in(rng, i)``, so the tokens are the same for any
     batch size. With a ``mesh``, each batch is split over its ``data`` axis (every device decodes its
     share of the batch) and the batch size is rounded up to a multiple of the device count. Fewer
-    images than ``batch_size`` run as one batch of their own size (a handful of images never costs a
-    full batch's work); the last batch of a longer run is padded to full size (one compilation).
+    images than ``batch_size`` run as one batch of the next power of two (a handful of images never
+    costs a full batch's work, and a few sizes serve every call); the last batch of a longer run is
+    padded to full size (one compilation).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -282,8 +283,8 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     if count == 0 or known.shape[0] != count:
         raise ValueError(f"inpaint_batched: {count} images and {known.shape[0]} masks")
     devices = 1 if mesh is None else mesh.devices.size
-    batch_size = _round_up(min(batch_size, count), devices)
-    padded = _round_up(count, batch_size)
+    batch_size = round_up(min(batch_size, 1 << (count - 1).bit_length()), devices)
+    padded = round_up(count, batch_size)
     take = np.minimum(np.arange(padded), count - 1)  # pad by repeating the last example
     images, known = images[take], known[take]
     keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(padded))
@@ -296,5 +297,5 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     return _concat_batches(jax.device_get(outs), count)
 
 
-def _round_up(n: int, multiple: int) -> int:
+def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple

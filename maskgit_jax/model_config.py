@@ -60,10 +60,17 @@ class DecodingOptions:
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "decoding options") -> "DecodingOptions":
+        """From a JSON object or a config's ``sample`` section (``sweet_spot`` 0: all steps)."""
         unknown = sorted(set(values) - set(cls.names()))
         if unknown:
             raise ValueError(f"{where}: unknown option(s) {unknown}; known: {list(cls.names())}")
-        return cls(**values)
+        values = dict(values)
+        if values.get("sweet_spot") == 0:
+            values["sweet_spot"] = None
+        try:
+            return cls(**values)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
 
     def override(self, **values) -> "DecodingOptions":
         """These options with the given ones replaced; None means "keep this option's default".
@@ -155,12 +162,25 @@ class ModelConfig:
                          and f.default_factory is dataclasses.MISSING)
         if unknown or missing:
             raise ValueError(f"{where}: unknown field(s) {unknown}, missing field(s) {missing}")
-        values["decoding"] = DecodingOptions.from_dict(values.get("decoding", {}),
-                                                       f"{where}: decoding")
-        for name in ("mean", "std", "output_mean", "output_std"):
-            if values.get(name) is not None:
-                values[name] = tuple(float(v) for v in values[name])
-        return cls(**values)
+        try:
+            values["decoding"] = DecodingOptions.from_dict(values.get("decoding", {}),
+                                                           f"{where}: decoding")
+            for name in ("mean", "std", "output_mean", "output_std"):
+                if values.get(name) is not None:
+                    values[name] = tuple(float(v) for v in values[name])
+            _check_keys(values["tokenizer"], VQGAN, f"{where}: tokenizer")
+            if values["transformer"] is not None:
+                _check_keys(values["transformer"], BidirectionalTransformer, f"{where}: transformer")
+            return cls(**values)
+        except (TypeError, AttributeError) as e:  # wrong value types: still one line naming the file
+            raise ValueError(f"{where}: malformed model config ({e})") from None
+
+
+def _check_keys(values: dict, module, where: str) -> None:
+    known = set(module.__dataclass_fields__) - {"parent", "name", "dtype", "param_dtype"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}")
 
 
 def decoding_from_training_config(config) -> DecodingOptions:

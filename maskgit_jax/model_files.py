@@ -20,7 +20,6 @@ from typing import Any, Optional
 import jax
 import msgpack
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import serialization
 from ml_collections import ConfigDict
 
@@ -37,7 +36,11 @@ class ModelFileError(ValueError):
 
 
 def is_exported(folder: Path) -> bool:
-    return (folder / CONFIG_FILE).is_file() and (folder / PARAMS_FILE).is_file()
+    """Whether ``folder`` holds an exported model's config (its parameter file may still be missing)."""
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text()).get("format") == mc.FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def is_workdir(folder: Path) -> bool:
@@ -51,10 +54,13 @@ def save(folder: str | os.PathLike, config: mc.ModelConfig, params: dict,
     """Writes the exported model; each file goes to a temporary name first, so a killed save never
     leaves a half-written file under the real name. Refuses to replace a model unless ``overwrite``."""
     folder = Path(folder)
-    if is_exported(folder) and not overwrite:
-        raise ModelFileError(f"{folder}: already holds a model; choose another folder or overwrite it")
     if folder.exists() and not folder.is_dir():
         raise ModelFileError(f"{folder}: exists and is not a folder")
+    if is_exported(folder) and not overwrite:
+        raise ModelFileError(f"{folder}: already holds a model; choose another folder or overwrite it")
+    if not is_exported(folder) and ((folder / CONFIG_FILE).exists() or is_workdir(folder)):
+        raise ModelFileError(f"{folder}: holds a {CONFIG_FILE} that is not an exported model's (a "
+                             "training workdir?); choose another folder")
     expected = {"tokenizer"} | ({"transformer"} if config.transformer is not None else set())
     if set(params) != expected:
         raise ValueError(f"params must have the parts {sorted(expected)}, got {sorted(params)}")
@@ -102,6 +108,7 @@ def training_config(workdir: Path) -> ConfigDict:
 
 def checkpoint_steps(workdir: Path, stage: str) -> list[int]:
     """The saved steps of one stage's checkpoints, oldest first (none: [])."""
+    import orbax.checkpoint as ocp  # only workdirs need it: loading an exported model does not
     directory = (workdir / "checkpoints" / stage).absolute()
     if not directory.is_dir():
         return []
@@ -153,7 +160,11 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
 
 def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
     """The ``params`` (or ``ema_params``) item of one orbax train-state checkpoint, as NumPy arrays,
-    and whether they are the EMA ones."""
+    and whether they are the EMA ones.
+
+    Every process of a multi-process run must call it: orbax synchronises the processes on reads.
+    """
+    import orbax.checkpoint as ocp
     path = (step_dir / "default").absolute()
     checkpointer = ocp.PyTreeCheckpointer()
     try:

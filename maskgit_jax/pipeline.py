@@ -3,7 +3,8 @@
     from maskgit_jax import MaskGIT
     model = MaskGIT.from_pretrained("faces-small")       # a shipped name, an exported folder, a workdir
     out = model.inpaint(image, mask)                     # uint8 (H, W, 3) or PIL, any size; mask 1 = known
-    out.image                                            # uint8 (H, W, 3), known pixels exactly the input's
+    out.image                                            # uint8 (H, W, 3); with composite="paste"
+                                                         # (the default) known pixels are the input's
     out = model.inpaint(images, masks, schedule="cosine", total_iter=12, return_steps=True)
     model.generate(16).images; model.outpaint(image).image
     model.save_pretrained("my_model")
@@ -21,6 +22,7 @@ from typing import Any, Optional, Sequence
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
@@ -91,6 +93,9 @@ class MaskGIT:
         if not path.exists():
             path = pretrained.path(str(name_or_path))
         if model_files.is_exported(path):
+            if step is not None or not use_ema:
+                raise ValueError(f"{path}: an exported model holds one set of parameters; step and "
+                                 "use_ema choose among a training workdir's checkpoints")
             config, params = model_files.load(path)
         elif model_files.is_workdir(path) or (path / model_files.CONFIG_FILE).is_file():
             config, params = model_files.read_workdir(path, step, use_ema)
@@ -165,10 +170,7 @@ class MaskGIT:
         pictures = np.stack(_as_images(images))
         self._check_model_size(pictures)
         cfg = self.config.inpaint_config(self.decoding)
-        ids = [_encode(self.vqgan, {"params": self.params["tokenizer"]},
-                                         pictures[i:i + batch_size], cfg)
-               for i in range(0, len(pictures), batch_size)]
-        return np.concatenate(jax.device_get(ids)).astype(np.int32)
+        return self._tokenizer_batches(_encode, pictures, cfg, batch_size).astype(np.int32)
 
     def decode(self, ids_NxL, batch_size: int = 256) -> np.ndarray:
         """uint8 images (N, S, S, 3) of token ids (N, L)."""
@@ -179,12 +181,24 @@ class MaskGIT:
         if ids_NxL.size and not 0 <= ids_NxL.min() <= ids_NxL.max() < self.vqgan.num_codes:
             raise ValueError(f"ids must be codes in [0, {self.vqgan.num_codes})")
         cfg = self.config.inpaint_config(self.decoding)
-        images = [_decode(self.vqgan, {"params": self.params["tokenizer"]},
-                                            ids_NxL[i:i + batch_size], cfg)
-                  for i in range(0, len(ids_NxL), batch_size)]
-        return np.concatenate(jax.device_get(images))
+        return self._tokenizer_batches(_decode, ids_NxL, cfg, batch_size)
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _tokenizer_batches(self, fn, inputs_N: np.ndarray, cfg, batch_size: int) -> np.ndarray:
+        """``fn(vqgan, variables, batch, cfg)`` over batches split across the devices (the last
+        batch padded to full size, so one compilation serves the whole run)."""
+        count = len(inputs_N)
+        if count == 0:
+            raise ValueError("no inputs given")
+        batch_size = inpaint.round_up(min(batch_size, count), self.mesh.devices.size)
+        padded = inpaint.round_up(count, batch_size)
+        inputs_N = inputs_N[np.minimum(np.arange(padded), count - 1)]  # repeat the last one
+        split = NamedSharding(self.mesh, PartitionSpec("data"))
+        outs = [fn(self.vqgan, {"params": self.params["tokenizer"]},
+                   jax.device_put(inputs_N[i:i + batch_size], split), cfg)
+                for i in range(0, padded, batch_size)]
+        return np.concatenate(jax.device_get(outs))[:count]
 
     def _check_model_size(self, images_NxHxWx3: np.ndarray) -> None:
         size = self.image_size
@@ -198,6 +212,9 @@ class MaskGIT:
             raise ValueError("this model holds a tokenizer only: train a transformer on it first "
                              "(train.py --config.init_from=MODEL)")
         cfg = self.config.inpaint_config(options)
+        # At another size than the model's, the whole output would be an upscaled model-size image:
+        # the fill is pasted into the picture instead ('none' acts as 'paste' there).
+        resized_cfg = cfg if cfg.composite != "none" else dataclasses.replace(cfg, composite="paste")
         size = self.image_size
         small = [resizing.to_model_size(p, k, size, cfg.hole_gray) for p, k in zip(pictures, knowns)]
         result = inpaint.inpaint_batched(
@@ -205,7 +222,7 @@ class MaskGIT:
             np.stack([s[0] for s in small]), np.stack([s[1] for s in small]), cfg,
             jax.random.key(seed), batch_size, return_steps, mesh=self.mesh)
         images = [composited if picture.shape[:2] == (size, size)
-                  else resizing.to_picture_size(decoded, picture, known, cfg)
+                  else resizing.to_picture_size(decoded, picture, known, resized_cfg)
                   for picture, known, composited, decoded
                   in zip(pictures, knowns, result.images, result.decoded)]
         return InpaintOutput(images=images, model_images=result.images, ids=result.ids,

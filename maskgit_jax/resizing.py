@@ -2,7 +2,7 @@
 
 A model works on S x S images (its tokenizer's resolution). A picture of another size is resized to
 S x S for the model; the model's fill is resized back to the picture's size and composited there, so
-the known pixels of the output are exactly the picture's own. Non-square pictures are stretched to
+(with 'paste') the known pixels of the output are exactly the picture's own. Non-square pictures are stretched to
 the square and back (the fill is stretched back with them).
 
 The masks follow the pixels' footprints: area resampling gives each model pixel the average of the
@@ -25,7 +25,9 @@ def to_model_size(image_HxWx3: np.ndarray, known_HxW: np.ndarray, size: int,
     h, w = known_HxW.shape
     rows_SxH, cols_SxW = area_weights(h, size), area_weights(w, size)
     filled = fill_holes(image_HxWx3, known_HxW, hole_gray).astype(np.float64)
-    small = np.einsum("ih,hwc,jw->ijc", rows_SxH, filled, cols_SxW)
+    # One axis at a time, as matrix products: (S, H) @ (H, W*3), then the columns.
+    rows_done_SxWx3 = np.tensordot(rows_SxH, filled, axes=(1, 0))
+    small = np.tensordot(rows_done_SxWx3, cols_SxW, axes=(1, 1)).transpose(0, 2, 1)
     # Non-negative weights: > 0 exactly when a missing pixel overlaps the model pixel's box.
     known_small = rows_SxH @ (~known_HxW).astype(np.float64) @ cols_SxW.T <= 0
     small = np.clip(np.round(small), 0, 255).astype(np.uint8)
@@ -45,7 +47,8 @@ def area_weights(n: int, size: int) -> np.ndarray:
 def to_picture_size(decoded_SxSx3: np.ndarray, image_HxWx3: np.ndarray, known_HxW: np.ndarray,
                     cfg: inpaint.InpaintConfig) -> np.ndarray:
     """The model's decoded image resized to the picture (bicubic) and composited over it by
-    ``cfg.composite`` ('paste' and 'blend' keep every known pixel exactly)."""
+    ``cfg.composite``: 'paste' keeps every known pixel exactly, 'blend' all but those within its
+    ramp of a hole, 'none' is the resized decoded image."""
     h, w = image_HxWx3.shape[:2]
     if decoded_SxSx3.shape[:2] == (h, w):
         big = decoded_SxSx3

@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from maskgit_jax.configs import lab as lab_config  # noqa: E402
+from maskgit_jax.configs import faces as faces_config, lab as lab_config  # noqa: E402
 from maskgit_jax import convert_lab, imageio  # noqa: E402
 from maskgit_jax.lab_import.transformer import convert_transformer  # noqa: E402
 from maskgit_jax.lab_import.vqgan import convert_vqgan  # noqa: E402
@@ -309,3 +309,15 @@ def test_tokenizer_only_then_stage_2_from_it(vqgan_file, tmp_path):
     assert trained.config.about["transformer_step"] == 2
     out = trained.inpaint(np.zeros((IMAGE, IMAGE, 3), np.uint8), np.eye(IMAGE, dtype=bool))
     assert out.image.shape == (IMAGE, IMAGE, 3)
+
+    # Resuming from another starting model, or starting with other normalisation, is refused.
+    other = MaskGIT.from_pretrained(folder)
+    other.params["tokenizer"] = jax.tree.map(lambda x: x + 1, other.params["tokenizer"])
+    other.save_pretrained(tmp_path / "other")
+    config.init_from = str(tmp_path / "other")
+    with pytest.raises(ValueError, match="was started from another model"):
+        train_and_evaluate(config, workdir, progress=False)
+    faces = faces_config.get_config("tiny")
+    faces.init_from = str(folder)
+    with pytest.raises(ValueError, match=r"the model normalises with mean \(0\.4868"):
+        train_and_evaluate(faces, tmp_path / "faces_run", progress=False)

@@ -143,33 +143,36 @@ def test_inference_does_not_import_training(workdir):
 
 
 def test_batches_are_split_over_devices(workdir, tmp_path):
-    """Two host CPU devices: each decodes half of every batch, and the tokens are the one-device ones."""
+    """Two host CPU devices: each decodes half of every batch (what MaskGIT.inpaint hands the jitted
+    core), and the tokens are the one-device ones."""
     images, known = faces.faces_test_set(5, seed=2)
     np.savez(tmp_path / "faces.npz", images=images, known=known)
     one = MaskGIT.from_pretrained(workdir / "model").inpaint(images, known, batch_size=4)
     np.save(tmp_path / "one_device_ids.npy", one.ids)
+    one_encoded = MaskGIT.from_pretrained(workdir / "model").encode(images).tolist()
     code = f"""
-import jax, numpy as np
+import numpy as np
 from maskgit_jax import inpaint
 from maskgit_jax.pipeline import MaskGIT
+core, seen = inpaint._inpaint_core, []
+def recording_core(vqgan, vq_vars, transformer, tr_params, filled, known, rng, **kw):
+    seen.append(sorted((s.device.id, s.data.shape[0]) for s in filled.addressable_shards))
+    return core(vqgan, vq_vars, transformer, tr_params, filled, known, rng, **kw)
+inpaint._inpaint_core = recording_core
 m = MaskGIT.from_pretrained({str(workdir / 'model')!r})
 assert len(m.mesh.devices.flat) == 2
 data = np.load({str(tmp_path / 'faces.npz')!r})
 out = m.inpaint(data["images"], data["known"], batch_size=4)
 assert np.array_equal(out.ids, np.load({str(tmp_path / 'one_device_ids.npy')!r}))
-cfg = m.config.inpaint_config(m.decoding)
-place = lambda x: jax.device_put(x, jax.sharding.NamedSharding(m.mesh, jax.sharding.PartitionSpec("data")))
-core = inpaint._dispatch(m.vqgan, m.params["tokenizer"], m.transformer, m.params["transformer"],
-                         data["images"][:4], data["known"][:4], cfg, jax.random.split(jax.random.key(0), 4),
-                         False, place)
-shards = core["ids"].addressable_shards
-print(sorted((s.device.id, s.data.shape[0]) for s in shards))
+assert np.array_equal(m.encode(data["images"]), {one_encoded!r}), "sharded encode"
+print(seen)
 """
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "[(0, 2), (1, 2)]"
+    # Two batches of 4 (5 images), each split 2 + 2 over the devices.
+    assert proc.stdout.strip().splitlines()[-1] == "[[(0, 2), (1, 2)], [(0, 2), (1, 2)]]"
 
 
 def test_decoding_options_override_only_what_is_given():
@@ -202,10 +205,17 @@ def test_bad_model_files_give_one_line(workdir, tmp_path):
 
     wider = dict(config, transformer=dict(config["transformer"], dim=32))
     (folder / "config.json").write_text(json.dumps(wider))
-    with pytest.raises(ValueError, match=r"transformer: parameters do not fit the config: .*tok_emb"):
+    with pytest.raises(ValueError, match=r"transformer: parameters do not fit the config: \['LN'\]\['bias'\] is \(16,\), "
+                                         r"expected \(32,\);.*\(and 19 more\)"):
         MaskGIT.from_pretrained(folder)
     with pytest.raises(ValueError, match="neither an exported model"):
         MaskGIT.from_pretrained(tmp_path)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "params.msgpack").unlink()  # an interrupted copy
+    with pytest.raises(model_files.ModelFileError, match=r"params\.msgpack: not found"):
+        MaskGIT.from_pretrained(folder)
+    with pytest.raises(model_files.ModelFileError, match="not an exported model's .a training workdir"):
+        MaskGIT.from_pretrained(workdir).save_pretrained(workdir, overwrite=True)
 
 
 def test_shipped_models_load_offline_and_inpaint():

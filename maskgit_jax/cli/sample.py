@@ -63,8 +63,12 @@ def _model_name() -> str:
         raise ValueError("give --model or --workdir, not both")
     if FLAGS.image and not FLAGS.mask:
         raise ValueError("--image needs --mask (white = known pixels, black = pixels to fill)")
-    if FLAGS.image and FLAGS.input:
-        raise ValueError("give --image or --input, not both")
+    if FLAGS.mask and not FLAGS.image:
+        raise ValueError("--mask goes with --image (the picture to inpaint)")
+    if FLAGS.image:
+        for name in ("input", "mode", "num", "compare", "fid", "fid_weights"):
+            if FLAGS[name].present:
+                raise ValueError(f"--{name} is for test sets, not for --image")
     if FLAGS.workdir and not Path(FLAGS.workdir).is_dir():
         raise ValueError(f"--workdir={FLAGS.workdir}: no such folder")
     return FLAGS.workdir or FLAGS.model or DEFAULT_MODEL
@@ -76,7 +80,9 @@ def _test_set_output(name: str, model: MaskGIT, schedule: str) -> str:
     folder = f"samples_{FLAGS.mode}_{schedule}"
     if model_files.is_workdir(Path(name)):
         return str(Path(name) / folder)
-    return str(Path("samples") / f"{Path(name).name}_{FLAGS.mode}_{schedule}")
+    # A shipped name, or the folder and its parent (runs/a/model: a_model), so models differ.
+    label = "_".join(Path(name).resolve().parts[-2:]) if Path(name).exists() else name
+    return str(Path("samples") / f"{label}_{FLAGS.mode}_{schedule}")
 
 
 def _pictures(model: MaskGIT, decoding: dict) -> None:

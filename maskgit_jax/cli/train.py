@@ -39,12 +39,13 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # checkpointing logs every file at INFO
     # Imported here so that --help answers at once.
     from maskgit_jax.train import distributed
+    from maskgit_jax.train.loop import NonFiniteLossError
     from maskgit_jax.train.main import train_and_evaluate
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                           _MULTIHOST.value)
-    try:
+    try:  # config, input and divergence problems: one line, no traceback
+        distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                               _MULTIHOST.value)
         train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (ValueError, FileNotFoundError) as e:  # config and input problems: one line
+    except (ValueError, OSError, NonFiniteLossError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -14,12 +14,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from maskgit_jax import decoding, export, inpaint, model_files
+from maskgit_jax import inpaint, mesh as mesh_lib, model_config, model_files
 from maskgit_jax.data import batches, faces, sources
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.models import from_config
 from maskgit_jax.pipeline import MaskGIT
-from maskgit_jax import mesh as mesh_lib
 from maskgit_jax.train import experiment, loop, token_cache
 from maskgit_jax.train import tokenizer_stage, transformer_stage
 from maskgit_jax.train.metric_writer import MetricWriter
@@ -135,12 +134,9 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
     device_batches = _device_batches(ids, t.batch_size, config.seed, mesh, start, t.steps)
     eval_images, eval_known = _eval_set(config, train_images_fn)
-    sample_cfg = inpaint.InpaintConfig(
-        decode=decoding.DecodeConfig(num_codes=vq_model.num_codes, total_iter=config.sample.total_iter,
-                                     schedule=config.sample.schedule,
-                                     choice_temperature=config.sample.choice_temperature),
-        mean=tuple(config.data.mean), std=tuple(config.data.std),
-        pixel_feedback=config.sample.pixel_feedback)
+    # The grids decode as the exported model will: its normalisation and decoding defaults.
+    exported = model_config.from_training_config(config)
+    sample_cfg = exported.inpaint_config(exported.decoding)
     writer = MetricWriter(workdir, "transformer", enabled=jax.process_index() == 0)
 
     def on_sample(state, step):
@@ -155,15 +151,48 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
                 on_sample, progress).params
 
 
+# What an exported transformer fixes; the rest of config.transformer_model (dropout) is training's.
+ARCHITECTURE = ("dim", "depth", "heads", "mlp_dim", "ln_eps", "predicted_embedding")
+
+
 def with_architecture_of(config, initial: MaskGIT):
-    """``config`` with the model sizes of ``initial`` (an exported model to start from)."""
+    """``config`` with the model sizes of ``initial`` (an exported model to start from).
+
+    Its normalisation must be the config's: the tokens of the training images would otherwise not
+    be the ones the model was made with. A transformer without the predicted-token flag (the
+    course's) cannot be trained with self-conditioning, which is then off.
+    """
+    data = config.data
+    mean, std = tuple(data.get("test_mean", data.mean)), tuple(data.get("test_std", data.std))
+    if (mean, std) != (initial.config.mean, initial.config.std):
+        raise ValueError(f"config.init_from={config.init_from}: the model normalises with mean "
+                         f"{initial.config.mean}, std {initial.config.std}; the config with {mean}, "
+                         f"{std} (config.data)")
     config = config.copy_and_resolve_references()
     config.vqgan = type(config.vqgan)(initial.config.tokenizer)
     config.data.image_size = initial.image_size
     if initial.config.transformer is not None:
-        config.transformer_model.update({k: v for k, v in initial.config.transformer.items()
-                                         if k not in ("num_codes", "seq_len")})
+        config.transformer_model.update({k: initial.config.transformer[k] for k in ARCHITECTURE
+                                         if k in initial.config.transformer})
+        if not config.transformer_model.predicted_embedding:
+            config.transformer.self_condition = 0.0
     return config
+
+
+def _keep_initial_model(initial: MaskGIT, workdir: Path) -> None:
+    """A copy of the starting model in the workdir (its model reads the tokenizer from there when
+    stage 1 was not trained); a resumed run must start from the same model."""
+    folder = workdir / model_files.INITIAL_MODEL
+    if not model_files.is_exported(folder):
+        initial.save_pretrained(folder)
+        return
+    kept = MaskGIT.from_pretrained(folder)
+    same = kept.config.tokenizer == initial.config.tokenizer and all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(kept.params)),
+                                             jax.tree.leaves(jax.device_get(initial.params))))
+    if not same:
+        raise ValueError(f"config.init_from: {workdir} was started from another model (kept in "
+                         f"{folder}); resume with that one or use a new workdir")
 
 
 def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> None:
@@ -175,10 +204,11 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
     if config.get("init_from"):
         initial = MaskGIT.from_pretrained(config.init_from)
         config = with_architecture_of(config, initial)
+    model_config.from_training_config(config)  # a bad sample section fails now, not after training
     if jax.process_index() == 0:
+        if initial is not None:
+            _keep_initial_model(initial, workdir)
         experiment.save_config(config, workdir)
-        if initial is not None:  # the workdir stands alone: its model reads the tokenizer from here
-            initial.save_pretrained(workdir / model_files.INITIAL_MODEL, overwrite=True)
     mesh = mesh_lib.make_mesh()
     progress = progress and jax.process_index() == 0  # one progress bar for a multi-process run
     train_images_fn = functools.cache(lambda: _train_images(config))
@@ -186,5 +216,7 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
         train_tokenizer(config, workdir, mesh, train_images_fn, progress, initial)
     if "transformer" in stages:
         train_transformer(config, workdir, mesh, train_images_fn, progress, initial)
+        # Every process reads (orbax synchronises them on reads); process 0 writes.
+        exported, params = model_files.read_workdir(workdir)
         if jax.process_index() == 0:
-            export.export(workdir, overwrite=True)
+            model_files.save(workdir / "model", exported, params, overwrite=True)
