@@ -12,6 +12,7 @@ only: its config.json is a training config, and only the ``params`` (or ``ema_pa
 its orbax checkpoints are restored, without building any optimizer or train state.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Optional
 import jax
 import msgpack
 import numpy as np
+from absl import logging
 from flax import serialization
 from ml_collections import ConfigDict
 
@@ -102,10 +104,23 @@ def load(folder: str | os.PathLike) -> tuple[mc.ModelConfig, dict]:
 
 # --- training workdirs -------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Orbax warns about read-only managers and metadata it does not need on every read; a user
+    loading a model should not see that (errors still raise)."""
+    level = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
 def training_config(workdir: Path) -> ConfigDict:
     return ConfigDict(_read_json(workdir / CONFIG_FILE))
 
 
+@_quiet_orbax()
 def checkpoint_steps(workdir: Path, stage: str) -> list[int]:
     """The saved steps of one stage's checkpoints, oldest first (none: [])."""
     import orbax.checkpoint as ocp  # only workdirs need it: loading an exported model does not
@@ -158,6 +173,7 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
     return model, params
 
 
+@_quiet_orbax()
 def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
     """The ``params`` (or ``ema_params``) item of one orbax train-state checkpoint, as NumPy arrays,
     and whether they are the EMA ones.

@@ -18,7 +18,7 @@ Nothing here imports the training code or builds an optimizer.
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -26,7 +26,6 @@ from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
-from maskgit_jax.data import normalize
 from maskgit_jax.model_config import DecodingOptions, ModelConfig
 
 MASK_THRESHOLD = 128  # uint8 masks (0-255): values >= 128 are known pixels (float masks: >= 0.5)
