@@ -6,7 +6,8 @@
 
 Writes config.json (the model's architecture, normalisation and decoding defaults, with a format
 version) and params.msgpack (tokenizer and transformer parameters; the EMA ones where the run kept
-them; nothing of the optimizer). train.py does the same into WORKDIR/model/ when stage 2 ends.
+them; nothing of the optimizer). train.py does the same into WORKDIR/model/ whenever stage 2 ends
+(rewriting it), so a model meant to keep its --about facts goes to a folder of its own (--out).
 """
 
 import argparse

@@ -1,8 +1,8 @@
 """MaskGIT on a folder of real 64x64 images (emoji on white), sized for a 2-core CPU in well under 90 min.
 
     python train.py --config=configs/emoji.py --workdir=runs/emoji \
-        --config.data.source=../shared/data/emoji64
-    python sample.py --workdir=runs/emoji --input=../shared/data/emoji64/test --fid
+        --config.data.source=emoji64
+    python sample.py --workdir=runs/emoji --input=emoji64/test --fid
 
 The `small` faces model (8x8 tokens of 8x8 pixels, a 4-block transformer) trained longer: real images
 need more tokenizer steps than the procedural faces, and 2.8k training images need dropout.
