@@ -74,7 +74,7 @@ def _model_name() -> str:
     return FLAGS.workdir or FLAGS.model or DEFAULT_MODEL
 
 
-def _test_set_output(name: str, model: MaskGIT, schedule: str) -> str:
+def _test_set_output(name: str, schedule: str) -> str:
     if FLAGS.output:
         return FLAGS.output
     folder = f"samples_{FLAGS.mode}_{schedule}"
@@ -96,7 +96,7 @@ def _pictures(model: MaskGIT, decoding: dict) -> None:
 
 def _test_set(name: str, model: MaskGIT, decoding: dict) -> None:
     schedule = model.decoding.override(**decoding).schedule
-    output = _test_set_output(name, model, schedule)
+    output = _test_set_output(name, schedule)
     report = run_test_set(SampleOptions(
         output=output, model=name, input=FLAGS.input, num_builtin=FLAGS.num, mode=FLAGS.mode,
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, compare=FLAGS.compare, fid=FLAGS.fid,
