@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from maskgit_jax import model_files
 from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.data import faces
 from maskgit_jax.train import experiment, main, tokenizer_stage, transformer_stage
@@ -173,13 +174,20 @@ def test_resumed_run_continues_identically(trained_tiny, tmp_path):
 
 
 def test_a_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    config = tiny_config(**{"stages": "tokenizer", "tokenizer.lr": 1e30, "tokenizer.grad_clip": 0.0,
-                            "tokenizer.steps": 6})
+    """A diverging update is caught before its state is saved: every checkpoint left is finite."""
+    settings = {"stages": "tokenizer", "tokenizer.grad_clip": 0.0, "checkpoint_every": 1}
+    main.train_and_evaluate(tiny_config(**settings, **{"tokenizer.steps": 2}), tmp_path, progress=False)
+    # Resumed at a learning rate of 1e45, which overflows float32: the next update makes the
+    # parameters infinite while the loss it was computed from is still finite.
     with pytest.raises(FloatingPointError, match=r"at step (\d+)") as error:
-        main.train_and_evaluate(config, tmp_path, progress=False)
+        main.train_and_evaluate(tiny_config(**settings, **{"tokenizer.lr": 1e45, "tokenizer.steps": 6}),
+                                tmp_path, progress=False)
     bad_step = int(re.search(r"at step (\d+)", str(error.value)).group(1))
-    saved = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints" / "tokenizer"))
-    assert saved and max(saved) < bad_step  # complete checkpoints only, all before the NaN
+    saved = model_files.checkpoint_steps(tmp_path, "tokenizer")
+    assert saved == [1, 2] and bad_step == 3  # complete checkpoints only, all before the NaN
+    for step in saved:
+        _, params = model_files.read_workdir(tmp_path, step=step)
+        assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params)), step
 
 
 MULTI_DEVICE_SCRIPT = """

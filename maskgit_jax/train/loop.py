@@ -1,8 +1,9 @@
 """The training loop shared by both stages: steps, metrics, NaN check, checkpoints, progress bar.
 
 The loop never waits for the device between steps: a step's metrics are fetched while the next
-step runs (the NaN check is one step behind), except right before a checkpoint, whose loss is
-checked first so that a NaN never overwrites the last good checkpoint.
+step runs (the NaN check is one step behind), except right before a checkpoint: then the step's
+loss and the updated state itself are checked first, so a non-finite state is never saved (an
+update can overflow the parameters while the loss it was computed from is still finite).
 """
 
 import math
@@ -10,6 +11,7 @@ import time
 from typing import Callable, Iterable, Optional
 
 import jax
+import jax.numpy as jnp
 from tqdm import tqdm
 
 from maskgit_jax.train.checkpoint import Checkpoints
@@ -18,6 +20,13 @@ from maskgit_jax.train.metric_writer import MetricWriter
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+@jax.jit
+def all_finite(state) -> jax.Array:
+    """True when every floating-point array of ``state`` holds only finite values."""
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves])) if leaves else jnp.bool_(True)
 
 
 def run(*, stage: str, state, train_step: Callable, batches: Iterable, start_step: int,
@@ -33,14 +42,17 @@ def run(*, stage: str, state, train_step: Callable, batches: Iterable, start_ste
                dynamic_ncols=True, leave=True)
     clock = {"time": time.perf_counter(), "step": start_step}
 
+    def stop(what: str, step: int) -> None:
+        bar.close()
+        checkpoints.wait_until_finished()  # the last good checkpoint is complete on disk
+        raise NonFiniteLossError(
+            f"{stage}: {what} at step {step}; the last good checkpoint "
+            f"(step {checkpoints.latest_step()}) in {checkpoints.directory} is kept")
+
     def report(step: int, metrics) -> None:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if not math.isfinite(metrics["loss"]):
-            bar.close()
-            checkpoints.wait_until_finished()  # the last good checkpoint is complete on disk
-            raise NonFiniteLossError(
-                f"{stage}: loss is {metrics['loss']} at step {step}; the last good checkpoint "
-                f"(step {checkpoints.latest_step()}) in {checkpoints.directory} is kept")
+            stop(f"loss is {metrics['loss']}", step)
         if step % log_every == 0 or step == num_steps:
             now = time.perf_counter()
             done = step - clock["step"]
@@ -62,6 +74,8 @@ def run(*, stage: str, state, train_step: Callable, batches: Iterable, start_ste
         if done % checkpoint_every == 0 or done == num_steps:
             report(*pending)
             pending = None
+            if not bool(all_finite(state)):
+                stop("the updated parameters or optimizer state are not finite", done)
             checkpoints.save(done, state)
         if on_sample is not None and sample_every and (done % sample_every == 0 or done == num_steps):
             on_sample(state, done)
