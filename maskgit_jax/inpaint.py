@@ -18,9 +18,9 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
-from maskgit_jax import decoding, masking
+from maskgit_jax import decoding, masking, mesh as mesh_lib
 from maskgit_jax.data import normalize
 
 COMPOSITES = ("none", "paste", "blend")
@@ -282,14 +282,11 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     count = images.shape[0]
     if count == 0 or known.shape[0] != count:
         raise ValueError(f"inpaint_batched: {count} images and {known.shape[0]} masks")
-    devices = 1 if mesh is None else mesh.devices.size
-    batch_size = round_up(min(batch_size, 1 << (count - 1).bit_length()), devices)
-    padded = round_up(count, batch_size)
-    take = np.minimum(np.arange(padded), count - 1)  # pad by repeating the last example
-    images, known = images[take], known[take]
+    batch_size, take = batch_plan(count, batch_size, 1 if mesh is None else mesh.devices.size)
+    images, known, padded = images[take], known[take], len(take)
     keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(padded))
     split = {} if mesh is None else dict(
-        place=lambda x: jax.device_put(x, NamedSharding(mesh, P("data"))))
+        place=lambda x: jax.device_put(x, mesh_lib.batch_sharded(mesh)))
     # Dispatch every batch before fetching any, so the device never waits for the host.
     outs = [_dispatch(vqgan, vq_params, transformer, tr_params, images[i:i + batch_size],
                       known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history, **split)
@@ -297,5 +294,15 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     return _concat_batches(jax.device_get(outs), count)
 
 
-def round_up(n: int, multiple: int) -> int:
+def batch_plan(count: int, batch_size: int, devices: int = 1) -> tuple[int, np.ndarray]:
+    """(batch size, indices of the padded data set) to run ``count`` examples in equal batches.
+
+    The batch is at most ``batch_size``, the next power of two for fewer examples, and a multiple of
+    ``devices``; the data set is padded to whole batches by repeating its last example.
+    """
+    batch_size = _round_up(min(batch_size, 1 << (count - 1).bit_length()), devices)
+    return batch_size, np.minimum(np.arange(_round_up(count, batch_size)), count - 1)
+
+
+def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple

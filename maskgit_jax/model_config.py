@@ -12,7 +12,7 @@ and every caller (``MaskGIT.inpaint``, sample.py, the sweep) overrides only what
 import dataclasses
 from typing import Any, Optional
 
-from maskgit_jax import decoding, inpaint, schedules
+from maskgit_jax import decoding, inpaint
 from maskgit_jax.models import from_config
 from maskgit_jax.models.transformer import BidirectionalTransformer
 from maskgit_jax.models.vqgan import VQGAN, make_vqgan
@@ -43,16 +43,8 @@ class DecodingOptions:
     dilate: int = 0
 
     def __post_init__(self):
-        schedules.get(self.schedule)  # an unknown name fails here, listing the valid ones
-        if self.composite not in inpaint.COMPOSITES:
-            raise ValueError(f"composite must be one of {inpaint.COMPOSITES}, got {self.composite!r}")
-        if self.total_iter < 1:
-            raise ValueError(f"total_iter must be >= 1, got {self.total_iter}")
-        if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.total_iter:
-            raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], "
-                             f"got {self.sweet_spot}")
-        if self.dilate < 0:
-            raise ValueError(f"dilate must be >= 0, got {self.dilate}")
+        # DecodeConfig and InpaintConfig check every field (a bad one fails here, not at decoding).
+        self.inpaint_config(num_codes=1, mean=(0.0,), std=(1.0,))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -84,9 +76,7 @@ class DecodingOptions:
             raise TypeError(f"unknown decoding option(s) {unknown}; known: {list(self.names())}")
         if "total_iter" in given and given["total_iter"] != self.total_iter:
             given.setdefault("sweet_spot", None)
-        if given.get("sweet_spot") == 0:
-            given["sweet_spot"] = None
-        return dataclasses.replace(self, **given)
+        return self.from_dict({**dataclasses.asdict(self), **given}, "decoding options")
 
     def inpaint_config(self, num_codes: int, mean, std, output_mean=None,
                        output_std=None) -> inpaint.InpaintConfig:

@@ -58,9 +58,10 @@ def save(folder: str | os.PathLike, config: mc.ModelConfig, params: dict,
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ModelFileError(f"{folder}: exists and is not a folder")
-    if is_exported(folder) and not overwrite:
+    exported = is_exported(folder)
+    if exported and not overwrite:
         raise ModelFileError(f"{folder}: already holds a model; choose another folder or overwrite it")
-    if not is_exported(folder) and ((folder / CONFIG_FILE).exists() or is_workdir(folder)):
+    if not exported and ((folder / CONFIG_FILE).exists() or is_workdir(folder)):
         raise ModelFileError(f"{folder}: holds a {CONFIG_FILE} that is not an exported model's (a "
                              "training workdir?); choose another folder")
     expected = {"tokenizer"} | ({"transformer"} if config.transformer is not None else set())

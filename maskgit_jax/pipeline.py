@@ -22,7 +22,6 @@ from typing import Any, Optional
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
@@ -96,7 +95,7 @@ class MaskGIT:
                 raise ValueError(f"{path}: an exported model holds one set of parameters; step and "
                                  "use_ema choose among a training workdir's checkpoints")
             config, params = model_files.load(path)
-        elif model_files.is_workdir(path) or (path / model_files.CONFIG_FILE).is_file():
+        elif (path / model_files.CONFIG_FILE).is_file():  # a workdir (read_workdir says what lacks)
             config, params = model_files.read_workdir(path, step, use_ema)
         else:
             raise model_files.ModelFileError(
@@ -127,8 +126,8 @@ class MaskGIT:
 
         images: a uint8 array (H, W, 3) or (N, H, W, 3), a PIL image, or a list of them (sizes may
           differ). masks: the same count, 1 / True = known pixel: bool, 0/1 integers, uint8 gray
-          (>= 128 known, e.g. 255 = known, 0 = missing), float (>= 0.5 known), or PIL (as gray). ``decoding``: any ``DecodingOptions`` field
-          (schedule, total_iter, sweet_spot, choice_temperature, sample_temperature, confidence,
+          (>= 128 known, e.g. 255 = known, 0 = missing), float (>= 0.5 known), or PIL (as gray).
+          ``decoding``: any ``DecodingOptions`` field (schedule, total_iter, sweet_spot, choice_temperature, sample_temperature, confidence,
           composite, pixel_feedback, dilate; ``sweet_spot=0``: all steps); the rest are the model's
           defaults, or ``options``' where given.
         Example i decodes with the key ``fold_in(key(seed), i)``: the output of an image does not
@@ -149,7 +148,7 @@ class MaskGIT:
         and generates everything around it. Takes ``inpaint``'s keyword arguments."""
         pictures = _as_images(images)
         if keep is None:
-            keep = [_centre_square(p.shape[:2]) for p in pictures]
+            keep = [centre_square(p.shape[:2]) for p in pictures]
         return self.inpaint(pictures, keep, **kwargs)
 
     def generate(self, n: int, *, seed: int = 0, batch_size: int = 64, return_steps: bool = False,
@@ -185,18 +184,16 @@ class MaskGIT:
     # --- internals -----------------------------------------------------------------------------
 
     def _tokenizer_batches(self, fn, inputs_N: np.ndarray, cfg, batch_size: int) -> np.ndarray:
-        """``fn(vqgan, variables, batch, cfg)`` over batches split across the devices (the last
-        batch padded to full size, so one compilation serves the whole run)."""
+        """``fn(vqgan, variables, batch, cfg)`` over batches split across the devices (``batch_plan``:
+        the last batch padded to full size, so one compilation serves the whole run)."""
         count = len(inputs_N)
         if count == 0:
             raise ValueError("no inputs given")
-        batch_size = inpaint.round_up(min(batch_size, count), self.mesh.devices.size)
-        padded = inpaint.round_up(count, batch_size)
-        inputs_N = inputs_N[np.minimum(np.arange(padded), count - 1)]  # repeat the last one
-        split = NamedSharding(self.mesh, PartitionSpec("data"))
+        batch_size, take = inpaint.batch_plan(count, batch_size, self.mesh.devices.size)
+        split = mesh_lib.batch_sharded(self.mesh)
         outs = [fn(self.vqgan, {"params": self.params["tokenizer"]},
-                   jax.device_put(inputs_N[i:i + batch_size], split), cfg)
-                for i in range(0, padded, batch_size)]
+                   jax.device_put(inputs_N[take[i:i + batch_size]], split), cfg)
+                for i in range(0, len(take), batch_size)]
         return np.concatenate(jax.device_get(outs))[:count]
 
     def _check_model_size(self, images_NxHxWx3: np.ndarray) -> None:
@@ -271,7 +268,8 @@ def _as_masks(masks) -> list[np.ndarray]:
     return out
 
 
-def _centre_square(shape_HxW: tuple[int, int]) -> np.ndarray:
+def centre_square(shape_HxW: tuple[int, int]) -> np.ndarray:
+    """bool (H, W), True on the centre square of half the side: the region outpainting keeps."""
     h, w = shape_HxW
     keep = np.zeros((h, w), bool)
     keep[h // 4: h - h // 4, w // 4: w - w // 4] = True

@@ -22,7 +22,7 @@ from maskgit_jax import fid, imageio, metrics
 from maskgit_jax.data import faces
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.model_config import DecodingOptions
-from maskgit_jax.pipeline import InpaintOutput, MaskGIT
+from maskgit_jax.pipeline import InpaintOutput, MaskGIT, centre_square
 from maskgit_jax.visualize import image_grid, step_strip
 
 DEFAULT_MODEL = "faces-small"
@@ -99,10 +99,7 @@ def _known_for_mode(mode: str, known: np.ndarray) -> np.ndarray:
     if mode == "generate":
         return np.zeros_like(known)
     if mode == "outpaint":
-        _, h, w = known.shape
-        centre = np.zeros_like(known)
-        centre[:, h // 4: h - h // 4, w // 4: w - w // 4] = True
-        return centre
+        return np.broadcast_to(centre_square(known.shape[1:]), known.shape).copy()
     raise ValueError(f"--mode must be inpaint, generate or outpaint, got {mode!r}")
 
 
@@ -180,8 +177,8 @@ def picture_pairs(image: str, mask: str) -> list[tuple[str, Path, Path]]:
     unpaired = sorted(set(images) ^ set(masks))
     if unpaired:
         first = images.get(unpaired[0]) or masks[unpaired[0]]
-        raise ValueError(f"{first}: has no partner in {mask_path if first.parent == image_path else image_path}"
-                         f" ({len(unpaired)} unpaired file(s))")
+        other = mask_path if first.parent == image_path else image_path
+        raise ValueError(f"{first}: has no partner in {other} ({len(unpaired)} unpaired file(s))")
     return [(images[k].name, images[k], masks[k]) for k in sorted(images)]
 
 

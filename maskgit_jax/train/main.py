@@ -162,12 +162,11 @@ def with_architecture_of(config, initial: MaskGIT):
     be the ones the model was made with. A transformer without the predicted-token flag (the
     course's) cannot be trained with self-conditioning, which is then off.
     """
-    data = config.data
-    mean, std = tuple(data.get("test_mean", data.mean)), tuple(data.get("test_std", data.std))
-    if (mean, std) != (initial.config.mean, initial.config.std):
+    ours = model_config.from_training_config(config, with_transformer=False)
+    if (ours.mean, ours.std) != (initial.config.mean, initial.config.std):
         raise ValueError(f"config.init_from={config.init_from}: the model normalises with mean "
-                         f"{initial.config.mean}, std {initial.config.std}; the config with {mean}, "
-                         f"{std} (config.data)")
+                         f"{initial.config.mean}, std {initial.config.std}; the config with "
+                         f"{ours.mean}, {ours.std} (config.data)")
     config = config.copy_and_resolve_references()
     config.vqgan = type(config.vqgan)(initial.config.tokenizer)
     config.data.image_size = initial.image_size
@@ -186,9 +185,9 @@ def _keep_initial_model(initial: MaskGIT, workdir: Path) -> None:
     if not model_files.is_exported(folder):
         initial.save_pretrained(folder)
         return
-    kept = MaskGIT.from_pretrained(folder)
-    same = kept.config.tokenizer == initial.config.tokenizer and all(
-        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(kept.params)),
+    kept_config, kept_params = model_files.load(folder)
+    same = kept_config.tokenizer == initial.config.tokenizer and all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(kept_params),
                                              jax.tree.leaves(jax.device_get(initial.params))))
     if not same:
         raise ValueError(f"config.init_from: {workdir} was started from another model (kept in "
