@@ -20,6 +20,7 @@ TokensToLogits = Callable[[jnp.ndarray], jnp.ndarray]  # ids_BxL -> logits_BxLxV
 # prediction_BxL (a code at every position) -> ids_BxL to fix instead, e.g. re-encoded with the known
 # pixels pasted back (``inpaint``); the decoder takes them only where it fixes tokens in that step.
 Feedback = Callable[[jnp.ndarray], jnp.ndarray]
+DECODERS = ("maskgit_jax", "official")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,12 @@ class DecodeConfig:
     choice_temperature: scale of the Gumbel noise added to confidences, annealed by (1 - (t+1)/T).
     sample_temperature: 0 picks the argmax token; > 0 samples from softmax(logits / temperature).
     confidence: 'prob' (probability of the picked token) or 'logprob'.
+    decoder: 'maskgit_jax' (this module: per-example keys folded in per step, exact counts) or
+      'official' (google-research/maskgit's ``parallel_decode.decode`` arithmetic and key sequence,
+      ``maskgit_jax.official.decoding``).
+    start_iter: the first step run (editing starts later in the schedule, with fewer tokens to fix
+      per step); steps before it are skipped.
+    mask_token: the [MASK] id when it is not ``num_codes`` (the official models use -1).
     """
     num_codes: int
     total_iter: int = 8
@@ -42,6 +49,9 @@ class DecodeConfig:
     choice_temperature: float = 4.5
     sample_temperature: float = 0.0
     confidence: str = "prob"
+    decoder: str = "maskgit_jax"
+    start_iter: int = 0
+    mask_token: Optional[int] = None
 
     def __post_init__(self):
         schedules.get(self.schedule)  # fails early with the list of valid names
@@ -51,10 +61,15 @@ class DecodeConfig:
             raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
         if self.confidence not in ("prob", "logprob"):
             raise ValueError(f"confidence must be 'prob' or 'logprob', got {self.confidence!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if not 0 <= self.start_iter < self.num_steps:
+            raise ValueError(f"start_iter must be in [0, {self.num_steps}) (the steps run), "
+                             f"got {self.start_iter}")
 
     @property
     def mask_id(self) -> int:
-        return self.num_codes
+        return self.num_codes if self.mask_token is None else self.mask_token
 
     @property
     def num_steps(self) -> int:
@@ -98,7 +113,7 @@ def _per_example_keys(rng: jax.Array, batch: int) -> jax.Array:
     return jax.random.split(rng, batch) if single else rng
 
 
-def _fix_with_feedback(ids_BxL, fixed_BxL, prediction_BxL, cfg: DecodeConfig,
+def fix_with_feedback(ids_BxL, fixed_BxL, prediction_BxL, cfg: DecodeConfig,
                        feedback: Optional[Feedback]):
     """(ids, prediction) with the positions ``fixed_BxL`` set to ``feedback(prediction)`` (or to the
     prediction itself without feedback); known and earlier-fixed positions keep their ids."""
@@ -135,7 +150,7 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
         # Known and already fixed positions can never be chosen to stay masked.
         conf_BxL = jnp.where(unknown_BxL, conf_BxL, jnp.inf)
         still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
-        new_ids_BxL, picked_BxL = _fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
+        new_ids_BxL, picked_BxL = fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
                                                      picked_BxL, cfg, feedback)
 
         history_ids, history_pred = state.history_ids_SxBxL, state.history_prediction_SxBxL
@@ -152,7 +167,7 @@ def finish(state: DecodeState, cfg: DecodeConfig, feedback: Optional[Feedback] =
     ``feedback`` when given, as if fixed in a last step)."""
     if cfg.num_steps == cfg.total_iter:
         return state  # the last step fixed everything; spares the feedback's cost
-    final_BxL, prediction_BxL = _fix_with_feedback(state.ids_BxL, state.ids_BxL == cfg.mask_id,
+    final_BxL, prediction_BxL = fix_with_feedback(state.ids_BxL, state.ids_BxL == cfg.mask_id,
                                                    state.prediction_BxL, cfg, feedback)
     return state.replace(ids_BxL=final_BxL, prediction_BxL=prediction_BxL)
 
@@ -170,4 +185,4 @@ def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogit
     in the step's recorded prediction); which and how many positions are fixed does not change.
     """
     state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history, feedback)
-    return finish(jax.lax.fori_loop(0, cfg.num_steps, step, state), cfg, feedback)
+    return finish(jax.lax.fori_loop(cfg.start_iter, cfg.num_steps, step, state), cfg, feedback)

@@ -30,6 +30,7 @@ def _log2_n(num_unknown):
     return jnp.maximum(jnp.log2(jnp.maximum(num_unknown, 1).astype(jnp.float32)), 1e-6)
 
 
+@register("uniform")  # google-research/maskgit's name for it
 @register("linear")
 def linear(r, num_unknown=None):
     return 1.0 - r

@@ -3,8 +3,10 @@
 import functools
 from pathlib import Path
 
+import jax
 import numpy as np
 
+from maskgit_jax.models.official_vqgan import OfficialVQGAN
 from maskgit_jax.official import checkpoints
 
 DATA = Path(__file__).parent / "data" / "official"
@@ -28,3 +30,15 @@ def reference() -> dict:
 def params() -> tuple[dict, dict]:
     """(tokenizer params, transformer params) read from the reduced checkpoint files."""
     return checkpoints.read(TOKENIZER_FILE), checkpoints.read(TRANSFORMER_FILE)
+
+
+@functools.lru_cache(maxsize=None)
+def tokenizer_functions():
+    """Jitted (encode: images -> (ids, encoder features), decode: ids -> images) of the reduced
+    tokenizer, compiled once for every test that needs them."""
+    model = OfficialVQGAN(**TOKENIZER)
+    variables = {"params": params()[0]}
+    encode = jax.jit(lambda x: (model.apply(variables, x, method=model.encode)[1],
+                                model.apply(variables, x, method=model.encoder_features)))
+    decode = jax.jit(lambda ids: model.apply(variables, ids, method=model.decode_indices))
+    return encode, decode

@@ -37,10 +37,10 @@ GAMMA64 = {
 }
 
 
-def expected_masked_per_step(u0, T, gamma):
+def expected_masked_per_step(u0, T, gamma, start=0):
     """Float64 reference of the tokens left masked after a step (MaskGIT, Chang et al. 2022, sec. 3.2) for one example."""
     out, masked = [], u0
-    for t in range(T):
+    for t in range(start, T):
         n = 0 if t == T - 1 else min(max(math.floor(gamma((t + 1) / T) * u0), 0), max(masked - 1, 0))
         out.append(n)
         masked = n
@@ -216,3 +216,17 @@ def test_feedback_sees_the_step_prediction():
     unknown = np.asarray(ids == MASK)
     np.testing.assert_array_equal(fed[unknown], (plain[unknown] + 1) % K)
     np.testing.assert_array_equal(fed[~unknown], plain[~unknown])
+
+
+def test_start_iter_skips_the_first_steps():
+    """Editing starts later in the schedule: no step before start_iter runs, and the first step run
+    leaves floor(gamma((start_iter + 1) / T) * unknown0) tokens masked."""
+    ids, table = make_inputs()
+    T, start = 8, 3
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=T, schedule="cosine", start_iter=start)
+    state = run(ids, table, cfg, history=True)
+    masked_SxB = np.sum(np.asarray(state.history_ids_SxBxL) == MASK, axis=-1)
+    assert np.all(np.asarray(state.history_ids_SxBxL)[:start] == 0)  # never written
+    for b, u0 in enumerate((64, 40, 13, 1, 0)):
+        assert masked_SxB[start:, b].tolist() == expected_masked_per_step(u0, T, GAMMA64["cosine"], start)
+    assert not np.any(np.asarray(state.ids_BxL) == MASK)

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from maskgit_jax.models.official_transformer import OfficialTransformer
-from maskgit_jax.models.official_vqgan import OfficialVQGAN
 from maskgit_jax.official import checkpoints
 
-from official_reference import DATA, TOKENIZER, TRANSFORMER, params, reference
+from official_reference import DATA, TOKENIZER, TRANSFORMER, params, reference, tokenizer_functions
 
 
 def _tree_lines(tree) -> dict[str, tuple[int, ...]]:
@@ -64,15 +63,11 @@ def test_architecture_read_off_the_checkpoints():
 
 def test_tokenizer_reproduces_the_official_ids_and_reconstruction():
     ref = reference()
-    model = OfficialVQGAN(**TOKENIZER)
-    variables = {"params": params()[0]}
-    _, ids, _ = jax.jit(lambda v, x: model.apply(v, x, method=model.encode))(variables, ref["images"])
-    features = model.apply(variables, ref["images"], method=model.encoder_features)
-    recon = jax.jit(lambda v, i: model.apply(v, i, method=model.decode_indices))(
-        variables, ref["token_ids"])
+    encode, decode = tokenizer_functions()
+    ids, features = encode(ref["images"])
     np.testing.assert_array_equal(np.asarray(ids), ref["token_ids"])
     np.testing.assert_allclose(np.asarray(features), ref["enc_features"], rtol=0, atol=5e-5)
-    np.testing.assert_allclose(np.asarray(recon), ref["recon"], rtol=0, atol=5e-5)
+    np.testing.assert_allclose(np.asarray(decode(ref["token_ids"])), ref["recon"], rtol=0, atol=5e-5)
 
 
 def test_transformer_reproduces_the_official_logits():
