@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 
 from maskgit_jax import decoding, masking, mesh as mesh_lib
 from maskgit_jax.data import normalize
+from maskgit_jax.official import decoding as official_decoding
 
 COMPOSITES = ("none", "paste", "blend")
 MODES = ("inpaint", "generate", "outpaint")
@@ -158,10 +159,22 @@ def decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
     return normalize.denormalize(images, cfg.output_mean, cfg.output_std)
 
 
+def _class_prefix(transformer, labels_B, batch: int) -> jnp.ndarray:
+    """(B, P) tokens that lead every sequence: the class token of a class-conditional transformer
+    (the official models: codebook_size + label, never masked), nothing (P = 0) otherwise."""
+    if labels_B is None:
+        return jnp.zeros((batch, 0), jnp.int32)
+    return transformer.class_tokens(labels_B)[:, None]
+
+
 @functools.partial(jax.jit, static_argnames=("vqgan", "transformer", "cfg", "return_history"))
 def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_BxHxW, rng,
-                  cfg: InpaintConfig, return_history: bool) -> dict[str, jnp.ndarray]:
-    """The jitted pipeline on hole-filled uint8 images; returns the fields of ``InpaintResult``."""
+                  labels_B, cfg: InpaintConfig, return_history: bool) -> dict[str, jnp.ndarray]:
+    """The jitted pipeline on hole-filled uint8 images; returns the fields of ``InpaintResult``.
+
+    labels_B: class labels for a class-conditional transformer, else None. Its class token is
+    decoded as the sequence's first, known token (as the official decoder sees it) and dropped after.
+    """
     ids_BxL = encode_images(vqgan, vq_vars, filled_BxHxWx3, cfg)
     unknown_BxL = masking.pixel_to_token_unknown(known_BxHxW, vqgan.latent_resolution, cfg.dilate)
     ids_BxL = jnp.where(unknown_BxL, cfg.decode.mask_id, ids_BxL)
@@ -179,12 +192,21 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
             pasted = composite(filled_BxHxWx3, decoded, known_BxHxW, round_trip)
             return jnp.where(fed_back_BxL, encode_images(vqgan, vq_vars, pasted, cfg), prediction_BxL)
 
+    prefix_BxP = _class_prefix(transformer, labels_B, ids_BxL.shape[0])
+    p = prefix_BxP.shape[1]
+    image_part = lambda seq: seq[..., p:]  # (..., P + L) -> (..., L)
     # Ids the decoder has filled in are its own guesses (flagged for self-conditioned transformers),
     # except the fed-back ones, which hold the known pixels' information.
-    guessed = lambda ids: (ids != cfg.decode.mask_id) & unknown_BxL & ~fed_back_BxL
-    tokens_to_logits = lambda ids: transformer.apply({"params": tr_params}, ids,
-                                                     predicted_BxL=guessed(ids))
-    state = decoding.decode(ids_BxL, rng, tokens_to_logits, cfg.decode, return_history, feedback)
+    guessed = lambda seq: jnp.pad((image_part(seq) != cfg.decode.mask_id) & unknown_BxL & ~fed_back_BxL,
+                                  ((0, 0), (p, 0)))
+    tokens_to_logits = lambda seq: transformer.apply({"params": tr_params}, seq,
+                                                     predicted_BxL=guessed(seq))
+    seq_feedback = None if feedback is None else (
+        lambda seq: jnp.concatenate([seq[:, :p], feedback(image_part(seq))], axis=1))
+    decode = official_decoding.decode if cfg.decode.decoder == "official" else decoding.decode
+    state = decode(jnp.concatenate([prefix_BxP, ids_BxL], axis=1), rng, tokens_to_logits, cfg.decode,
+                   return_history, seq_feedback)
+    state = jax.tree.map(image_part, state)
     decoded = decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
     out = dict(images=composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,
                unknown_tokens=unknown_BxL, ids=state.ids_BxL)
@@ -226,7 +248,7 @@ def _check_inputs(vqgan, transformer, images_BxHxWx3, known_BxHxW, cfg: InpaintC
 
 def _dispatch(vqgan, vq_params, transformer, tr_params, images_BxHxWx3, known_BxHxW,
               cfg: InpaintConfig, rng: jax.Array, return_history: bool,
-              place=lambda x: x) -> dict[str, jax.Array]:
+              place=lambda x: x, labels_B=None) -> dict[str, jax.Array]:
     """Checks the inputs, fills the holes and starts the jitted core (asynchronously, device arrays).
 
     place: puts each per-example input where the core should read it (e.g. split over devices).
@@ -234,21 +256,43 @@ def _dispatch(vqgan, vq_params, transformer, tr_params, images_BxHxWx3, known_Bx
     images = np.asarray(images_BxHxWx3)
     known = np.asarray(known_BxHxW, bool)
     _check_inputs(vqgan, transformer, images, known, cfg)
+    labels = _check_labels(transformer, labels_B, len(images))
     filled = normalize.fill_holes(images, known, cfg.hole_gray)
     return _inpaint_core(vqgan, _as_variables(vq_params), transformer, tr_params, place(filled),
-                         place(known), place(rng), cfg=cfg, return_history=return_history)
+                         place(known), place(rng), labels_B=None if labels is None else place(labels),
+                         cfg=cfg, return_history=return_history)
+
+
+def _check_labels(transformer, labels_B, batch: int) -> Optional[np.ndarray]:
+    """The class labels as int32 (B,), checked against the transformer (None: unconditional)."""
+    conditional = getattr(transformer, "class_conditional", False)
+    if labels_B is None:
+        if conditional:
+            raise ValueError(f"this model is class-conditional: give a class label "
+                             f"(0..{transformer.num_classes - 1}) for each image")
+        return None
+    if not conditional:
+        raise ValueError("this model is not class-conditional: it takes no class label")
+    labels = np.asarray(labels_B)
+    if labels.shape != (batch,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"class labels must be {batch} integers, got {labels.dtype} {labels.shape}")
+    if labels.size and not 0 <= labels.min() <= labels.max() < transformer.num_classes:
+        raise ValueError(f"class labels must be in [0, {transformer.num_classes}), got "
+                         f"{labels.min()}..{labels.max()}")
+    return labels.astype(np.int32)
 
 
 def inpaint(vqgan, vq_params, transformer, tr_params, images_uint8_BxHxWx3, known_BxHxW,
-            cfg: InpaintConfig, rng: jax.Array, return_history: bool = False) -> InpaintResult:
+            cfg: InpaintConfig, rng: jax.Array, return_history: bool = False,
+            labels_B=None) -> InpaintResult:
     """Fills the missing pixels (``known_BxHxW`` False) of a batch; see the module docstring.
 
     vq_params: the VQGAN's params tree (or its variables {'params': ...}); tr_params: the transformer's.
     rng: one key, split over the batch, or one key per example (B,) (results then do not depend on
-    what else is in the batch).
+    what else is in the batch). labels_B: class labels (B,), for a class-conditional transformer only.
     """
     out = _dispatch(vqgan, vq_params, transformer, tr_params, images_uint8_BxHxWx3, known_BxHxW, cfg,
-                    rng, return_history)
+                    rng, return_history, labels_B=labels_B)
     return InpaintResult(**jax.device_get(out))
 
 
@@ -265,7 +309,8 @@ def _concat_batches(outs: list[dict[str, np.ndarray]], count: int) -> InpaintRes
 
 def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxWx3, known_NxHxW,
                     cfg: InpaintConfig, rng: jax.Array, batch_size: int,
-                    return_history: bool = False, mesh: Optional[Mesh] = None) -> InpaintResult:
+                    return_history: bool = False, mesh: Optional[Mesh] = None,
+                    labels_N=None) -> InpaintResult:
     """``inpaint`` over a data set of N images in batches of at most ``batch_size``.
 
     Example i decodes with key ``jax.random.fold_in(rng, i)``, so the tokens are the same for any
@@ -273,7 +318,7 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     share of the batch) and the batch size is rounded up to a multiple of the device count. Fewer
     images than ``batch_size`` run as one batch of the next power of two (a handful of images never
     costs a full batch's work, and a few sizes serve every call); the last batch of a longer run is
-    padded to full size (one compilation).
+    padded to full size (one compilation). labels_N: class labels (N,) of a class-conditional model.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -284,12 +329,14 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
         raise ValueError(f"inpaint_batched: {count} images and {known.shape[0]} masks")
     batch_size, take = batch_plan(count, batch_size, 1 if mesh is None else mesh.devices.size)
     images, known, padded = images[take], known[take], len(take)
+    labels = None if labels_N is None else np.asarray(labels_N)[take]
     keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(padded))
     split = {} if mesh is None else dict(
         place=lambda x: jax.device_put(x, mesh_lib.batch_sharded(mesh)))
     # Dispatch every batch before fetching any, so the device never waits for the host.
     outs = [_dispatch(vqgan, vq_params, transformer, tr_params, images[i:i + batch_size],
-                      known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history, **split)
+                      known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history, **split,
+                      labels_B=None if labels is None else labels[i:i + batch_size])
             for i in range(0, padded, batch_size)]
     return _concat_batches(jax.device_get(outs), count)
 

@@ -13,12 +13,17 @@ import dataclasses
 from typing import Any, Optional
 
 from maskgit_jax import decoding, inpaint
-from maskgit_jax.models import from_config
+from maskgit_jax.models import from_config, official_transformer
+from maskgit_jax.models.official_transformer import OfficialTransformer
+from maskgit_jax.models.official_vqgan import OfficialVQGAN
 from maskgit_jax.models.transformer import BidirectionalTransformer
 from maskgit_jax.models.vqgan import VQGAN, make_vqgan
 
 FORMAT = "maskgit_jax.model"
 FORMAT_VERSION = 1  # raised whenever a reader of the previous version would misread a new file
+# (tokenizer, transformer) module of each architecture
+ARCHITECTURES = {"maskgit_jax": (VQGAN, BidirectionalTransformer),
+                 "official": (OfficialVQGAN, OfficialTransformer)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +35,9 @@ class DecodingOptions:
     many steps (None: all T); choice_temperature: Gumbel noise scale on the confidences, annealed to
     0; sample_temperature: 0 = argmax tokens, > 0 = sampled at that temperature; confidence: 'prob'
     or 'logprob'; composite: 'none' | 'paste' | 'blend'; pixel_feedback: re-encode tokens over
-    partly known patches with those pixels; dilate: grow the unknown token region by this many tokens.
+    partly known patches with those pixels; dilate: grow the unknown token region by this many tokens;
+    decoder: 'maskgit_jax' or 'official' (google-research/maskgit's arithmetic); start_iter: the
+    first decoding step run (the official editing mode starts at 2).
     """
     schedule: str = "square"
     total_iter: int = 8
@@ -41,6 +48,8 @@ class DecodingOptions:
     composite: str = "paste"
     pixel_feedback: bool = True
     dilate: int = 0
+    decoder: str = "maskgit_jax"
+    start_iter: int = 0
 
     def __post_init__(self):
         # DecodeConfig and InpaintConfig check every field (a bad one fails here, not at decoding).
@@ -78,13 +87,14 @@ class DecodingOptions:
             given.setdefault("sweet_spot", None)
         return self.from_dict({**dataclasses.asdict(self), **given}, "decoding options")
 
-    def inpaint_config(self, num_codes: int, mean, std, output_mean=None,
-                       output_std=None) -> inpaint.InpaintConfig:
+    def inpaint_config(self, num_codes: int, mean, std, output_mean=None, output_std=None,
+                       mask_token: Optional[int] = None) -> inpaint.InpaintConfig:
         return inpaint.InpaintConfig(
             decode=decoding.DecodeConfig(
                 num_codes=num_codes, total_iter=self.total_iter, schedule=self.schedule,
                 sweet_spot=self.sweet_spot, choice_temperature=self.choice_temperature,
-                sample_temperature=self.sample_temperature, confidence=self.confidence),
+                sample_temperature=self.sample_temperature, confidence=self.confidence,
+                decoder=self.decoder, start_iter=self.start_iter, mask_token=mask_token),
             mean=mean, std=std, out_mean=output_mean, out_std=output_std, dilate=self.dilate,
             composite=self.composite, pixel_feedback=self.pixel_feedback)
 
@@ -102,6 +112,9 @@ class ModelConfig:
     compute_dtype: activation dtype name ('float32', 'bfloat16'); parameters are float32.
     decoding: the model's decoding defaults.
     about: free-form facts for people (name, data, licence, attribution, training updates).
+    architecture: 'maskgit_jax' (``VQGAN`` + ``BidirectionalTransformer``) or 'official' (the
+      google-research/maskgit ImageNet models: ``OfficialVQGAN`` + the class-conditional
+      ``OfficialTransformer``, whose [MASK] id is -1).
     """
     tokenizer: dict
     transformer: Optional[dict]
@@ -112,23 +125,34 @@ class ModelConfig:
     compute_dtype: str = "float32"
     decoding: DecodingOptions = DecodingOptions()
     about: dict = dataclasses.field(default_factory=dict)
+    architecture: str = "maskgit_jax"
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {tuple(ARCHITECTURES)}, "
+                             f"got {self.architecture!r}")
 
     @property
     def image_size(self) -> int:
         return int(self.tokenizer["img_resolution"])
 
-    def vqgan(self) -> VQGAN:
+    def vqgan(self):
+        if self.architecture == "official":
+            return OfficialVQGAN(**_hashable(self.tokenizer))
         return make_vqgan(self.tokenizer, dtype=from_config.compute_dtype(self.compute_dtype))
 
-    def bidirectional_transformer(self) -> Optional[BidirectionalTransformer]:
+    def bidirectional_transformer(self):
         if self.transformer is None:
             return None
+        if self.architecture == "official":
+            return OfficialTransformer(**self.transformer)
         return BidirectionalTransformer(dtype=from_config.compute_dtype(self.compute_dtype),
                                         **self.transformer)
 
     def inpaint_config(self, options: DecodingOptions) -> inpaint.InpaintConfig:
+        mask_token = official_transformer.MASK_ID if self.architecture == "official" else None
         return options.inpaint_config(self.tokenizer["num_codes"], self.mean, self.std,
-                                      self.output_mean, self.output_std)
+                                      self.output_mean, self.output_std, mask_token)
 
     def to_json_dict(self) -> dict:
         out = {"format": FORMAT, "format_version": FORMAT_VERSION}
@@ -158,11 +182,12 @@ class ModelConfig:
             for name in ("mean", "std", "output_mean", "output_std"):
                 if values.get(name) is not None:
                     values[name] = tuple(float(v) for v in values[name])
-            _check_keys(values["tokenizer"], VQGAN, f"{where}: tokenizer")
+            tokenizer, transformer = ARCHITECTURES[values.get("architecture", "maskgit_jax")]
+            _check_keys(values["tokenizer"], tokenizer, f"{where}: tokenizer")
             if values["transformer"] is not None:
-                _check_keys(values["transformer"], BidirectionalTransformer, f"{where}: transformer")
+                _check_keys(values["transformer"], transformer, f"{where}: transformer")
             return cls(**values)
-        except (TypeError, AttributeError) as e:  # wrong value types: still one line naming the file
+        except (TypeError, AttributeError, KeyError) as e:  # wrong value types: still one line naming the file
             raise ValueError(f"{where}: malformed model config ({e})") from None
 
 
@@ -198,6 +223,11 @@ def from_training_config(config, with_transformer: bool = True, about: Optional[
         std=tuple(float(v) for v in data.get("test_std", data.std)),
         compute_dtype=config.compute_dtype, decoding=decoding_from_training_config(config),
         about=dict(about or {}))
+
+
+def _hashable(values: dict) -> dict:
+    """Lists (from JSON) as tuples: modules are jit static arguments, so they must hash."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -26,6 +26,7 @@ from PIL import Image
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
 from maskgit_jax.model_config import DecodingOptions, ModelConfig
+from maskgit_jax.official import checkpoints as official_checkpoints
 
 MASK_THRESHOLD = 128  # uint8 masks (0-255): values >= 128 are known pixels (float masks: >= 0.5)
 
@@ -84,12 +85,16 @@ class MaskGIT:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, step: Optional[int] = None,
                         use_ema: bool = True) -> "MaskGIT":
-        """A shipped model by name (``pretrained.names()``), an exported folder, or a training
+        """A shipped model by name (``pretrained.names()``), an exported folder, a folder holding a
+        pair of official google-research/maskgit checkpoints (``from_official``), or a training
         workdir (its latest checkpoints, or the transformer's checkpoint at ``step``; the EMA
         parameters unless ``use_ema=False``). Raises ValueError naming the path and the problem."""
         path = Path(name_or_path)
         if not path.exists():
             path = pretrained.path(str(name_or_path))
+        official_pair = official_checkpoints.find_pair(path) if path.is_dir() else None
+        if official_pair:
+            return cls.from_official(*official_pair)
         if model_files.is_exported(path):
             if step is not None or not use_ema:
                 raise ValueError(f"{path}: an exported model holds one set of parameters; step and "
@@ -103,6 +108,14 @@ class MaskGIT:
                 f"{model_files.PARAMS_FILE}) nor a training workdir ({model_files.CONFIG_FILE} + "
                 "checkpoints/)")
         return cls(config, params, where=str(path))
+
+    @classmethod
+    def from_official(cls, tokenizer: str | os.PathLike, transformer: str | os.PathLike) -> "MaskGIT":
+        """The official google-research/maskgit checkpoints: a tokenizer and a transformer file
+        (e.g. ``tokenizer_imagenet256_checkpoint`` and ``maskgit_imagenet256_checkpoint``).
+        Class-conditional: ``generate`` and ``inpaint`` take ``class_label``."""
+        config, params = official_checkpoints.load_pair(tokenizer, transformer)
+        return cls(config, params, where=f"{tokenizer} + {transformer}")
 
     def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
         """Writes the exported model (config.json + params.msgpack) to ``folder``."""
@@ -121,7 +134,7 @@ class MaskGIT:
 
     def inpaint(self, images, masks, *, seed: int = 0, batch_size: int = 64,
                 return_steps: bool = False, options: Optional[DecodingOptions] = None,
-                **decoding) -> InpaintOutput:
+                class_label=None, **decoding) -> InpaintOutput:
         """Fills the missing pixels of each image.
 
         images: a uint8 array (H, W, 3) or (N, H, W, 3), a PIL image, or a list of them (sizes may
@@ -130,6 +143,8 @@ class MaskGIT:
           ``decoding``: any ``DecodingOptions`` field (schedule, total_iter, sweet_spot, choice_temperature, sample_temperature, confidence,
           composite, pixel_feedback, dilate; ``sweet_spot=0``: all steps); the rest are the model's
           defaults, or ``options``' where given.
+        class_label: for a class-conditional model (the official ImageNet ones), one label for every
+          image or one per image.
         Example i decodes with the key ``fold_in(key(seed), i)``: the output of an image does not
         depend on the others in the call or on ``batch_size``.
         """
@@ -141,7 +156,8 @@ class MaskGIT:
                 raise ValueError(f"image {i} is {picture.shape[0]}x{picture.shape[1]} but its mask "
                                  f"is {known.shape[0]}x{known.shape[1]}")
         options = (options or self.decoding).override(**decoding)
-        return self._run(pictures, knowns, options, seed, batch_size, return_steps)
+        return self._run(pictures, knowns, options, seed, batch_size, return_steps,
+                         _labels(class_label, len(pictures)))
 
     def outpaint(self, images, keep=None, **kwargs) -> InpaintOutput:
         """Keeps the region ``keep`` (masks, 1 = kept; default: the centre square of half the side)
@@ -152,8 +168,9 @@ class MaskGIT:
         return self.inpaint(pictures, keep, **kwargs)
 
     def generate(self, n: int, *, seed: int = 0, batch_size: int = 64, return_steps: bool = False,
-                 **decoding) -> InpaintOutput:
-        """``n`` images generated from nothing (every token decoded; no pixel feedback)."""
+                 class_label=None, **decoding) -> InpaintOutput:
+        """``n`` images generated from nothing (every token decoded; no pixel feedback);
+        ``class_label``: one label, or one per image, for a class-conditional model."""
         if n < 1:
             raise ValueError(f"generate: n must be >= 1, got {n}")
         size = self.image_size
@@ -161,7 +178,8 @@ class MaskGIT:
         nothing = [np.zeros((size, size), bool)] * n
         options = self.decoding.override(**decoding)
         options = dataclasses.replace(options, pixel_feedback=False, composite="none")
-        return self._run(blank, nothing, options, seed, batch_size, return_steps)
+        return self._run(blank, nothing, options, seed, batch_size, return_steps,
+                         _labels(class_label, n))
 
     def encode(self, images, batch_size: int = 256) -> np.ndarray:
         """Token ids (N, L) int32 of images at the model's size (uint8 (N, S, S, 3) or a list)."""
@@ -203,7 +221,8 @@ class MaskGIT:
                              f"got shape {images_NxHxWx3.shape[1:]}")
 
     def _run(self, pictures: list[np.ndarray], knowns: list[np.ndarray], options: DecodingOptions,
-             seed: int, batch_size: int, return_steps: bool) -> InpaintOutput:
+             seed: int, batch_size: int, return_steps: bool,
+             labels: Optional[np.ndarray] = None) -> InpaintOutput:
         if self.transformer is None:
             raise ValueError("this model holds a tokenizer only: train a transformer on it first "
                              "(train.py --config.init_from=MODEL)")
@@ -216,7 +235,7 @@ class MaskGIT:
         result = inpaint.inpaint_batched(
             self.vqgan, self.params["tokenizer"], self.transformer, self.params["transformer"],
             np.stack([s[0] for s in small]), np.stack([s[1] for s in small]), cfg,
-            jax.random.key(seed), batch_size, return_steps, mesh=self.mesh)
+            jax.random.key(seed), batch_size, return_steps, mesh=self.mesh, labels_N=labels)
         images = [composited if picture.shape[:2] == (size, size)
                   else resizing.to_picture_size(decoded, picture, known, resized_cfg)
                   for picture, known, composited, decoded
@@ -224,6 +243,18 @@ class MaskGIT:
         return InpaintOutput(images=images, model_images=result.images, ids=result.ids,
                              unknown_tokens=result.unknown_tokens, options=options,
                              step_masks=result.step_masks, step_images=result.step_images)
+
+
+def _labels(class_label, count: int) -> Optional[np.ndarray]:
+    """(count,) class labels from one label or one per image; None stays None."""
+    if class_label is None:
+        return None
+    labels = np.asarray(class_label)
+    if labels.ndim == 0:
+        labels = np.full(count, labels)
+    if labels.shape != (count,):
+        raise ValueError(f"class_label: give one label or one per image ({count}), got {labels.size}")
+    return labels
 
 
 def _arrays(items, single_ndim: int, pil_mode: str) -> list[np.ndarray]:

