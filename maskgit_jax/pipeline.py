@@ -26,7 +26,7 @@ from PIL import Image
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
 from maskgit_jax.model_config import DecodingOptions, ModelConfig
-from maskgit_jax.official import checkpoints as official_checkpoints
+from maskgit_jax.official import checkpoints as official_checkpoints, download as official_download
 
 MASK_THRESHOLD = 128  # uint8 masks (0-255): values >= 128 are known pixels (float masks: >= 0.5)
 
@@ -85,11 +85,14 @@ class MaskGIT:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, step: Optional[int] = None,
                         use_ema: bool = True) -> "MaskGIT":
-        """A shipped model by name (``pretrained.names()``), an exported folder, a folder holding a
-        pair of official google-research/maskgit checkpoints (``from_official``), or a training
-        workdir (its latest checkpoints, or the transformer's checkpoint at ``step``; the EMA
+        """A shipped model by name (``pretrained.names()``), an official ImageNet model by name
+        ("imagenet256", "imagenet512": fetched once, see ``official.download``), an exported
+        folder, a folder holding a pair of official google-research/maskgit checkpoints
+        (``from_official``), or a training workdir (its latest checkpoints, or the transformer's checkpoint at ``step``; the EMA
         parameters unless ``use_ema=False``). Raises ValueError naming the path and the problem."""
         path = Path(name_or_path)
+        if not path.exists() and str(name_or_path) in official_download.NAMES:
+            return cls.from_official(*official_download.files(str(name_or_path)))
         if not path.exists():
             path = pretrained.path(str(name_or_path))
         official_pair = official_checkpoints.find_pair(path) if path.is_dir() else None

