@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from maskgit_jax import fid, imageio, metrics
+from maskgit_jax import canvas, fid, imageio, metrics
 from maskgit_jax.data import faces
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.model_config import DecodingOptions
@@ -210,3 +210,21 @@ def run_pictures(model: MaskGIT, image: str, mask: str, output: str, batch_size:
     for target, picture in zip(targets, result.images):
         imageio.write_image(target, picture)
     return targets
+
+
+def run_edit(model: MaskGIT, image: str, output: str, *, extend=None, box=None, batch_size: int = 64,
+             seed: int = 0, class_label=None, **decoding) -> Path:
+    """Outpaints ``image`` on a canvas grown by ``extend`` = (top, bottom, left, right) pixels, or
+    regenerates its ``box`` = (x0, y0, x1, y1); writes the PNG ``output`` and returns its path."""
+    source, target = Path(image), Path(output)
+    if target.resolve() == source.resolve():
+        raise ValueError(f"--output={target}: would overwrite an input file")
+    picture = imageio.read_image(source)
+    if extend is not None:
+        picture, known = canvas.extend(picture, *extend)
+    else:
+        known = canvas.box_known(picture.shape[:2], box)
+    result = model.inpaint(picture, known, seed=seed, batch_size=batch_size, class_label=class_label,
+                           **decoding)
+    imageio.write_image(target, result.image)
+    return target

@@ -106,7 +106,7 @@ def test_picture_errors_are_one_line(tmp_path):
     imageio.write_image(image, np.zeros((40, 30, 3), np.uint8))
     imageio.write_mask(tmp_path / "mask.png", np.ones((30, 40), bool))
     assert _error("sample.py", f"--image={image}") == (
-        "error: --image needs --mask (white = known pixels, black = pixels to fill)")
+        "error: --image needs --mask (white = known pixels, black = pixels to fill), --extend or --box")
     assert _error("sample.py", f"--image={image}", f"--mask={tmp_path / 'mask.png'}") == (
         f"error: {tmp_path / 'mask.png'}: is 30x40 but {image} is 40x30")
     assert _error("sample.py", f"--image={image}", f"--mask={tmp_path / 'mask.png'}",

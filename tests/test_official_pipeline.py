@@ -51,26 +51,32 @@ def _run(*args):
                           text=True, timeout=600)
 
 
-def test_sample_py_inpaints_an_odd_sized_picture_keeping_known_pixels(tmp_path):
+@pytest.mark.parametrize("how", ["mask", "extend"])
+def test_sample_py_inpaints_and_outpaints_an_odd_sized_picture(tmp_path, how):
+    """sample.py with the reduced official model: a 37x53 picture inpainted under a mask, or
+    outpainted on a canvas grown by 5 rows on top and 11 columns on the right; the known pixels
+    come back byte for byte."""
     rs = np.random.RandomState(0)
     picture = rs.randint(0, 256, (37, 53, 3)).astype(np.uint8)
-    known = np.ones((37, 53), bool)
-    known[9:25, 14:40] = False
     imageio.write_image(tmp_path / "photo.png", picture)
-    imageio.write_mask(tmp_path / "mask.png", known)
-    common = (f"--model={DATA}", f"--image={tmp_path / 'photo.png'}", f"--mask={tmp_path / 'mask.png'}")
-
-    missing = _run(*common)
-    assert missing.returncode != 0 and "Traceback" not in missing.stderr
-    assert missing.stderr.strip().splitlines()[-1] == (
-        "error: this model is class-conditional: give a class label (0..9) for each image")
-
-    done = _run(*common, "--class_label=5", f"--output={tmp_path / 'out.png'}")
+    if how == "mask":
+        known = np.ones((37, 53), bool)
+        known[9:25, 14:40] = False
+        imageio.write_mask(tmp_path / "mask.png", known)
+        geometry, expected = f"--mask={tmp_path / 'mask.png'}", picture
+    else:
+        geometry = "--extend=5,0,0,11"
+        known = np.zeros((42, 64), bool)
+        known[5:, :53] = True
+        expected = np.zeros((42, 64, 3), np.uint8)
+        expected[5:, :53] = picture
+    done = _run(f"--model={DATA}", f"--image={tmp_path / 'photo.png'}", geometry, "--class_label=5",
+                f"--output={tmp_path / 'out.png'}")
     assert done.returncode == 0, done.stderr[-3000:]
     out = imageio.read_image(tmp_path / "out.png")
-    assert out.shape == picture.shape
-    np.testing.assert_array_equal(out[known], picture[known])
-    assert np.any(out[~known] != picture[~known])
+    assert out.shape == expected.shape
+    np.testing.assert_array_equal(out[known], expected[known])
+    assert np.any(out[~known] != 128)  # generated, not the gray fill
 
 
 def test_saved_official_model_loads_back(tmp_path):

@@ -5,6 +5,7 @@
     maskgit-sample --schedule=square                                      # built-in test faces, scored
     maskgit-sample --model=runs/lab --input=lab_test --fid                # the lab's test folder
     maskgit-sample --model=runs/faces --mode=generate
+    maskgit-sample --model=imagenet256 --image=photo.jpg --extend=0,0,64,64 --class_label=207
 
 (`python sample.py ...` in a checkout is the same command.) Decoding flags not given take the model's
 own defaults (a converted course checkpoint decodes as the course does).
@@ -18,7 +19,7 @@ from absl import app, flags, logging
 from maskgit_jax import decoding as decoding_lib, inpaint, model_files, pretrained, schedules
 from maskgit_jax.official import download as official_download
 from maskgit_jax.pipeline import MaskGIT
-from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_pictures
+from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_edit, run_pictures
 
 flags.DEFINE_string("model", None, f"A shipped model ({', '.join(pretrained.names())}), an official "
                     f"ImageNet model ({', '.join(official_download.NAMES)}: fetched once into the cache, or "
@@ -51,6 +52,11 @@ flags.DEFINE_enum("decoder", None, list(decoding_lib.DECODERS), "maskgit_jax: th
                   "official: google-research/maskgit's arithmetic (same key, same tokens). Default: "
                   "the model's (official for the official ImageNet models).")
 flags.DEFINE_integer("start_iter", None, "First decoding step run (the official editing mode uses 2).")
+flags.DEFINE_list("extend", None, "Outpaint --image (instead of --mask): grow its canvas by TOP,BOTTOM,LEFT,"
+                  "RIGHT pixels, generated around the picture.")
+flags.DEFINE_list("box", None, "Box editing of --image (instead of --mask): regenerate the box X0,Y0,X1,Y1 "
+                  "(pixels; with --class_label, as that class). The official demo's editing mode adds "
+                  "--start_iter=2 --total_iter=12.")
 flags.DEFINE_list("class_label", None, "Class-conditional models (the official ImageNet ones): a class "
                   "label for every image, or one per image (comma-separated, e.g. 207 or 207,1,980).")
 flags.DEFINE_integer("num", 64, "Number of built-in test faces (without --input).")
@@ -70,10 +76,14 @@ def _model_name() -> str:
     """The model to load, once the flags are known to fit together."""
     if FLAGS.model and FLAGS.workdir:
         raise ValueError("give --model or --workdir, not both")
-    if FLAGS.image and not FLAGS.mask:
-        raise ValueError("--image needs --mask (white = known pixels, black = pixels to fill)")
-    if FLAGS.mask and not FLAGS.image:
-        raise ValueError("--mask goes with --image (the picture to inpaint)")
+    given = [name for name in ("mask", "extend", "box") if FLAGS[name].value]
+    if FLAGS.image and not given:
+        raise ValueError("--image needs --mask (white = known pixels, black = pixels to fill), "
+                         "--extend or --box")
+    if given and not FLAGS.image:
+        raise ValueError(f"--{given[0]} goes with --image (the picture to inpaint)")
+    if len(given) > 1:
+        raise ValueError(f"give one of --mask, --extend, --box, not --{' and --'.join(given)}")
     if FLAGS.image:
         for name in ("input", "mode", "num", "compare", "fid", "fid_weights"):
             if FLAGS[name].present:
@@ -105,7 +115,33 @@ def _test_set_output(name: str, schedule: str) -> str:
     return str(Path("samples") / f"{label}_{FLAGS.mode}_{schedule}")
 
 
+def _integers(name: str, count: int) -> list[int]:
+    values = FLAGS[name].value
+    try:
+        numbers = [int(v) for v in values]
+    except ValueError:
+        numbers = []
+    if len(numbers) != count:
+        raise ValueError(f"--{name}={','.join(values)}: expected {count} integers")
+    return numbers
+
+
+def _edit(model: MaskGIT, decoding: dict) -> None:
+    """--extend or --box on one --image."""
+    image = Path(FLAGS.image)
+    if not image.is_file():
+        raise ValueError(f"--image={image}: --extend and --box take one picture file")
+    suffix = "_outpainted.png" if FLAGS.extend else "_edited.png"
+    geometry = (dict(extend=_integers("extend", 4)) if FLAGS.extend else
+                dict(box=_integers("box", 4)))
+    written = run_edit(model, FLAGS.image, FLAGS.output or image.stem + suffix, batch_size=FLAGS.batch_size,
+                       seed=FLAGS.seed, class_label=_class_labels(), **geometry, **decoding)
+    print(f"wrote {written}")
+
+
 def _pictures(model: MaskGIT, decoding: dict) -> None:
+    if FLAGS.extend or FLAGS.box:
+        return _edit(model, decoding)
     image = Path(FLAGS.image)
     default = image.stem + "_inpainted.png" if image.is_file() else image.name + "_inpainted"
     written = run_pictures(model, FLAGS.image, FLAGS.mask, FLAGS.output or default,
