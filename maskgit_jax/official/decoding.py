@@ -19,7 +19,7 @@ the last prediction), pixel feedback, and per-example keys: with one key per exa
 each example decodes as the official code decodes it alone (a batch of one), so its tokens do not
 depend on the rest of the batch. With a single key the whole batch shares it, as upstream.
 ``sample_temperature`` 1 and ``confidence='logprob'`` are the official choices (0 takes the argmax
-token; 'prob' ranks by p instead of log p).
+token; 'prob' ranks by p instead of log p); ``sampler='halton'`` fixes tokens in the Halton order.
 """
 
 from typing import Optional
@@ -28,7 +28,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import schedules
+from maskgit_jax import halton, schedules
 from maskgit_jax.decoding import DecodeConfig, DecodeState, Feedback, TokensToLogits, fix_with_feedback
 
 
@@ -97,6 +97,8 @@ def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogit
         noise = cfg.choice_temperature * (1.0 - 1.0 * (t + 1) / cfg.total_iter)
         gumbel_BxL = _draw(lambda k, p: jax.random.gumbel(k, p.shape), choice_rng, per_example, p_BxL)
         conf_BxL = (jnp.log(p_BxL) if cfg.confidence == "logprob" else p_BxL) + noise * gumbel_BxL
+        if cfg.sampler == "halton":  # a fixed order instead (the keys are split all the same)
+            conf_BxL = jnp.where(unknown_BxL, halton.priority(conf_BxL.shape[1]), jnp.inf)
         cut_off_Bx1 = jnp.take_along_axis(jnp.sort(conf_BxL, axis=-1), keep_Bx1, axis=-1)
         still_masked_BxL = conf_BxL < cut_off_Bx1
 
