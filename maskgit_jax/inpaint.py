@@ -24,7 +24,7 @@ from maskgit_jax import decoding, masking, mesh as mesh_lib
 from maskgit_jax.data import normalize
 from maskgit_jax.official import decoding as official_decoding
 
-COMPOSITES = ("none", "paste", "blend")
+COMPOSITES = ("none", "paste", "blend", "blur")
 MODES = ("inpaint", "generate", "outpaint")
 
 
@@ -39,7 +39,9 @@ class InpaintConfig:
     dilate: extra tokens (Chebyshev distance, in tokens) marked unknown around each unknown token.
     composite: 'none' = the whole decoded image (the lab's protocol); 'paste' = known pixels copied
       from the input; 'blend' = 'paste' with a linear ramp ``blend_width`` pixels wide on the known
-      side of each hole border.
+      side of each hole border; 'blur' = the official MaskGIT demo's blend: the missing-pixel mask
+      Gaussian-blurred (sigma = side / 16 - 1 pixels, the demo's radius) as the decoded image's
+      weight, so the fill fades into the picture on both sides of the border.
     hole_gray: the value the missing pixels are filled with before encoding (the lab uses gray).
     blend_width: width in pixels of the ramp of 'blend'.
     pixel_feedback: when a decoding step fixes a token that has known pixels in its patch, it fixes
@@ -122,18 +124,36 @@ def _decoded_weight(known_BxHxW: jnp.ndarray, cfg: InpaintConfig) -> jnp.ndarray
 
     'blend': 1 on missing pixels, then (w + 1 - d) / (w + 1) at Chebyshev distance d <= w from the
     nearest missing pixel, 0 further out: the sum over k = 0..w of "within k pixels of a hole", / (w + 1).
+    'blur': the missing mask blurred by a Gaussian of sigma = side / 16 - 1 pixels (0 beyond 3 sigma).
     """
     missing_BxHxW = (~known_BxHxW).astype(jnp.float32)
     if cfg.composite == "none":
         return jnp.ones_like(missing_BxHxW)
     if cfg.composite == "paste":
         return missing_BxHxW
+    if cfg.composite == "blur":
+        h, w = missing_BxHxW.shape[1:]
+        sigma = max(max(h, w) // 16 - 1, 1)
+        return jnp.einsum("hi,bij,wj->bhw", _gaussian_matrix(h, sigma), missing_BxHxW,
+                          _gaussian_matrix(w, sigma))
     grown_BxHxW, total_BxHxW = missing_BxHxW, missing_BxHxW
     for _ in range(cfg.blend_width):
         grown_BxHxW = jax.lax.reduce_window(grown_BxHxW, 0.0, jax.lax.max, (1, 3, 3), (1, 1, 1),
                                             "SAME")
         total_BxHxW = total_BxHxW + grown_BxHxW
     return total_BxHxW / (cfg.blend_width + 1)
+
+
+def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) float32: row i averages the pixels around i with Gaussian weights (cut at 3 sigma,
+    edge pixels repeated beyond the border, as image filters extend an image)."""
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    out = np.zeros((n, n), np.float64)
+    for offset, tap in zip(range(-radius, radius + 1), taps):
+        np.add.at(out, (np.arange(n), np.clip(np.arange(n) + offset, 0, n - 1)), tap)
+    return out.astype(np.float32)
 
 
 def composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -> jnp.ndarray:

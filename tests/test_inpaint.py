@@ -279,3 +279,23 @@ def test_pixel_feedback_against_a_step_by_step_reference():
     plain = ip.inpaint(VQGAN, vq, model, tr_flagged, images, known, config(decode=decode), key)
     assert (plain.ids != got.ids).any()
     np.testing.assert_array_equal(got.ids[~got.unknown_tokens], plain.ids[~plain.unknown_tokens])
+
+
+def test_blur_composite_is_the_gaussian_blurred_hole():
+    """'blur' (the official MaskGIT demo's blend): the decoded image weighted by the missing mask
+    blurred with sigma = side / 16 - 1 = 3 pixels at 64 px; pixels beyond 3 sigma keep the input."""
+    from scipy import ndimage
+    rs = np.random.RandomState(0)
+    images = rs.randint(0, 256, (1, 64, 64, 3)).astype(np.uint8)
+    decoded = rs.randint(0, 256, (1, 64, 64, 3)).astype(np.uint8)
+    known = np.ones((1, 64, 64), bool)
+    known[0, 20:40, :30] = False  # touching the left edge: the edge is extended
+    cfg = config(composite="blur")
+    out = np.asarray(ip.composite(images, decoded, known, cfg))
+    weight = ndimage.gaussian_filter((~known[0]).astype(np.float64), sigma=3, mode="nearest",
+                                     truncate=3.0)[None, ..., None]
+    np.testing.assert_allclose(out, np.round(weight * decoded + (1 - weight) * images), atol=1)
+    far = np.ones_like(known)
+    far[0, 20 - 9:40 + 9, :30 + 9] = False  # more than 9 pixels (3 sigma) from the hole
+    np.testing.assert_array_equal(out[far], images[far])
+    assert not np.array_equal(out[~far & known], images[~far & known])  # the fill fades outwards

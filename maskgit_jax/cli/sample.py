@@ -42,7 +42,8 @@ flags.DEFINE_integer("sweet_spot", None, "Stop after this many steps (<= total_i
 flags.DEFINE_float("choice_temperature", None, "Gumbel noise scale on confidences, annealed to 0.")
 flags.DEFINE_float("sample_temperature", None, "0: argmax tokens; > 0: sample at this temperature.")
 flags.DEFINE_enum("composite", None, list(inpaint.COMPOSITES),
-                  "none: whole decoded image (lab protocol); paste: keep known pixels; blend: soft border. "
+                  "none: whole decoded image (lab protocol); paste: keep known pixels; blend: soft border; blur: "
+                  "the official MaskGIT demo's Gaussian-blurred mask. "
                   "Default: the model's.")
 flags.DEFINE_bool("pixel_feedback", None,
                   "Tokens fixed where their patch has known pixels are re-encoded with those pixels pasted "
