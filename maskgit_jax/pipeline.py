@@ -88,8 +88,9 @@ class MaskGIT:
         """A shipped model by name (``pretrained.names()``), an official ImageNet model by name
         ("imagenet256", "imagenet512": fetched once, see ``official.download``), an exported
         folder, a folder holding a pair of official google-research/maskgit checkpoints
-        (``from_official``), or a training workdir (its latest checkpoints, or the transformer's checkpoint at ``step``; the EMA
-        parameters unless ``use_ema=False``). Raises ValueError naming the path and the problem."""
+        (``from_official``), or a training workdir (its latest checkpoints, or the transformer's
+        checkpoint at ``step``; the EMA parameters unless ``use_ema=False``). Raises ValueError
+        naming the path and the problem."""
         path = Path(name_or_path)
         if not path.exists() and str(name_or_path) in official_download.NAMES:
             return cls.from_official(*official_download.files(str(name_or_path)))
@@ -144,8 +145,8 @@ class MaskGIT:
           differ). masks: the same count, 1 / True = known pixel: bool, 0/1 integers, uint8 gray
           (>= 128 known, e.g. 255 = known, 0 = missing), float (>= 0.5 known), or PIL (as gray).
           ``decoding``: any ``DecodingOptions`` field (schedule, total_iter, sweet_spot, choice_temperature, sample_temperature, confidence,
-          composite, pixel_feedback, dilate; ``sweet_spot=0``: all steps); the rest are the model's
-          defaults, or ``options``' where given.
+          composite, pixel_feedback, dilate, decoder, start_iter, sampler; ``sweet_spot=0``: all
+          steps); the rest are the model's defaults, or ``options``' where given.
         class_label: for a class-conditional model (the official ImageNet ones), one label for every
           image or one per image.
         Example i decodes with the key ``fold_in(key(seed), i)``: the output of an image does not
