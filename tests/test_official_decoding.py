@@ -74,3 +74,13 @@ def test_sweet_spot_stops_with_the_last_prediction():
     np.testing.assert_array_equal(np.asarray(state.history_prediction_SxBxL).swapaxes(0, 1),
                                   ref["decode_partial_final_seqs"][:, :3])
     np.testing.assert_array_equal(np.asarray(state.ids_BxL), ref["decode_partial_final_seqs"][:, 2])
+
+
+def test_bad_decoder_options_are_refused():
+    from maskgit_jax.model_config import DecodingOptions
+    with pytest.raises(ValueError, match=r"decoder must be one of \('maskgit_jax', 'official'\)"):
+        DecodingOptions(decoder="upstream")
+    with pytest.raises(ValueError, match=r"start_iter must be in \[0, 8\)"):
+        DecodingOptions(total_iter=8, start_iter=8)
+    with pytest.raises(ValueError, match=r"sampler must be one of \('confidence', 'halton'\)"):
+        DecodingOptions(sampler="random")

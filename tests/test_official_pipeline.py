@@ -36,6 +36,13 @@ def test_generate_decodes_each_example_as_the_official_decoder_alone():
     assert out.images[0].shape == (64, 64, 3)
 
 
+def test_our_decoder_runs_the_official_model_too():
+    model = MaskGIT.from_pretrained(DATA)
+    out = model.generate(2, class_label=4, decoder="maskgit_jax", total_iter=4, seed=1)
+    assert out.ids.shape == (2, 16) and out.ids.min() >= 0 and out.ids.max() < 64
+    assert not np.array_equal(out.ids[0], out.ids[1])  # sampled at temperature 1, per-example keys
+
+
 def test_class_labels_are_checked():
     model = MaskGIT.from_pretrained(DATA)
     with pytest.raises(ValueError, match=r"class-conditional: give a class label \(0..9\)"):
