@@ -14,6 +14,7 @@ them: until then a download is checked by its size, and the parameters by their 
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -73,6 +74,7 @@ def _cached_or_fetched(file_name: str, base: str) -> Path:
         downloads.check(target, *pin, str(target))
         return target
     url = f"{base.rstrip('/')}/{file_name}"
+    print(f"downloading {url} ({pin.size / 1e6:.0f} MB) into {target.parent}", file=sys.stderr)
     try:
         return downloads.fetch_url(url, target, *pin)
     except downloads.DownloadError as e:
