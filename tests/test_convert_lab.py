@@ -291,6 +291,10 @@ def test_tokenizer_only_then_stage_2_from_it(vqgan_file, tmp_path):
         tokenizer_only.inpaint(np.zeros((IMAGE, IMAGE, 3), np.uint8), np.ones((IMAGE, IMAGE), bool))
     with pytest.raises(model_files.ModelFileError, match="already holds a model"):
         convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"), image_size=IMAGE)
+    (folder / "params.msgpack").write_bytes(b"stale")  # replaced when asked for
+    convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"), image_size=IMAGE,
+                        overwrite=True)
+    assert MaskGIT.from_pretrained(folder).transformer is None
 
     # The course's main task: train stage 2 on its tokenizer (init_from), then load the export.
     config = lab_config.get_config("tiny")
