@@ -57,7 +57,8 @@ def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
     transformer's token count, else 64). ``config``: the lab config (`configs/lab.py`): its
     normalisation and decoding protocol go with the model; its model sizes are replaced by the
     inferred ones. Raises ConversionError (one line naming the file) for checkpoints that do not fit,
-    and ModelFileError for an ``out`` that holds a model (unless ``overwrite``) or anything else.
+    and ModelFileError for an ``out`` that is a file, a workdir, holds a foreign config.json or
+    params.msgpack, or holds a model (unless ``overwrite``).
     """
     folder = Path(out)
     model_files.check_destination(folder, overwrite)  # before the slow conversion

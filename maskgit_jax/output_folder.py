@@ -28,7 +28,8 @@ def _overlap(target: Path, inputs: Iterable, flag: str) -> None:
         if resolved == source:
             raise OutputError(f"{flag}={target}: is the input {given}; choose another path")
         if source in resolved.parents:
-            raise OutputError(f"{flag}={target}: lies inside the input {given}; choose a path outside it")
+            raise OutputError(f"{flag}={target}: lies inside the input {given}; choose a path "
+                              "outside it")
         if resolved in source.parents:
             raise OutputError(f"{flag}={target}: holds the input {given}; choose another folder")
 
@@ -48,7 +49,8 @@ def _recorded(folder: Path) -> set[str]:
     except FileNotFoundError:
         return set()
     except (OSError, UnicodeDecodeError) as e:
-        raise OutputError(f"{folder / MANIFEST}: cannot read the list of earlier outputs ({e})") from None
+        raise OutputError(f"{folder / MANIFEST}: cannot read the list of earlier outputs "
+                          f"({e})") from None
 
 
 def prepare_folder(folder, inputs: Iterable = (), overwrite: bool = False,

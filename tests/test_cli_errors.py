@@ -51,7 +51,8 @@ def d(tmp_path_factory) -> Path:
     truth, known = faces.faces_test_set(2, seed=0)
     imageio.write_lab_layout(d / "lab", truth, known)
     shutil.copytree(d / "lab", d / "lab_dup")
-    shutil.copy(d / "lab_dup" / "masked_image" / "image_001.png", d / "lab_dup" / "masked_image" / "IMAGE_001.png")
+    masked = d / "lab_dup" / "masked_image"
+    shutil.copy(masked / "image_001.png", masked / "IMAGE_001.png")
     (d / "nonempty").mkdir()
     (d / "nonempty" / "notes.txt").write_text("the user's")
     (d / "empty").mkdir()
@@ -165,7 +166,7 @@ CONVERT = [
     ("--vqgan={d}/crc.pt --out={d}/o", "crc.pt: corrupt torch zip archive (Bad CRC-32"),
     ("--vqgan={d}/notes.txt --out={d}/afile", "afile: exists and is not a folder"),
     ("--vqgan={d}/notes.txt --out={d}/foreign_config", "config.json: is not an exported model's"),
-    ("--vqgan={d}/notes.txt --out={d}/exported", "already holds a model; choose another folder, or pass --overwrite"),
+    ("--vqgan={d}/notes.txt --out={d}/exported", "already holds a model; choose another folder, or"),
 ]
 
 

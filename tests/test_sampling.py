@@ -28,7 +28,8 @@ def _options(output, lab, **changes) -> sampling.SampleOptions:
 
 
 def test_the_built_in_test_set_does_not_move_with_the_decoding_seed():
-    test = lambda **seeds: sampling.test_set(sampling.SampleOptions(output="-", num_builtin=3, **seeds), 64)
+    test = lambda **seeds: sampling.test_set(
+        sampling.SampleOptions(output="-", num_builtin=3, **seeds), 64)
     np.testing.assert_array_equal(test(seed=0).ground_truth, test(seed=7).ground_truth)
     np.testing.assert_array_equal(test(seed=0).known, test(seed=7).known)
     assert not np.array_equal(test(test_seed=0).ground_truth, test(test_seed=1).ground_truth)

@@ -27,9 +27,9 @@ flags.DEFINE_string("mask", None, "The picture's mask (same size; white = known,
                     "threshold 128), or a folder of masks with the pictures' names.")
 flags.DEFINE_string("input", None, "Folder in the lab layout (masked_image/, mask64/, optional gt/ "
                     "or test_gt.csv); default (without --image): the built-in held-out test faces.")
-flags.DEFINE_string("output", None, "Where images go: a file for one --image, else a new or empty folder "
-                    "outside the inputs; default: IMAGE_inpainted.png, or WORKDIR/samples_<mode>_<schedule>, "
-                    "or samples/<model>_<mode>_<schedule>.")
+flags.DEFINE_string("output", None, "Where images go: a file for one --image, else a new or empty "
+                    "folder outside the inputs; default: IMAGE_inpainted.png, or "
+                    "WORKDIR/samples_<mode>_<schedule>, or samples/<model>_<mode>_<schedule>.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output file, or the outputs of an earlier "
                   "run in the --output folder (a folder holding other files is still refused).")
 flags.DEFINE_enum("mode", "inpaint", list(inpaint.MODES), "What to fill (test sets).")
