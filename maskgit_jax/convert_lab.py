@@ -20,6 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from maskgit_jax import configs, model_config, model_files
+from maskgit_jax.cli import boundary
 from maskgit_jax.lab_import.transformer import convert_transformer
 from maskgit_jax.lab_import.vqgan import convert_vqgan
 from maskgit_jax.lab_import.vqgan_layout import layer_list
@@ -48,7 +49,7 @@ def _check_pair(vq_config: dict, tr_config: dict, vq_path: str, tr_path: str) ->
 
 def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
             transformer: Optional[str] = None, heads: int = 16,
-            image_size: Optional[int] = None) -> model_config.ModelConfig:
+            image_size: Optional[int] = None, overwrite: bool = False) -> model_config.ModelConfig:
     """Converts the course checkpoints into the exported model folder ``out``; returns its config.
 
     vqgan / transformer: the course state_dict files (torch.save); heads: the transformer's attention
@@ -56,11 +57,11 @@ def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
     transformer's token count, else 64). ``config``: the lab config (`configs/lab.py`): its
     normalisation and decoding protocol go with the model; its model sizes are replaced by the
     inferred ones. Raises ConversionError (one line naming the file) for checkpoints that do not fit,
-    and for an ``out`` that already holds a model.
+    and ModelFileError for an ``out`` that is a file, a workdir, holds a foreign config.json or
+    params.msgpack, or holds a model (unless ``overwrite``).
     """
     folder = Path(out)
-    if model_files.is_exported(folder):
-        raise ConversionError(f"{folder}: already holds a model; choose an empty --out")
+    model_files.check_destination(folder, overwrite)  # before the slow conversion
     vq_weights = Weights.read(vqgan)
     tr_config = tr_params = None
     if transformer is not None:
@@ -82,7 +83,7 @@ def convert(vqgan: str, out: str, config: ml_collections.ConfigDict,
     model = model_config.from_training_config(config, with_transformer=tr_params is not None,
                                               about=about)
     params = {"tokenizer": vq_params, **({"transformer": tr_params} if tr_params is not None else {})}
-    model_files.save(folder, model, params)
+    model_files.save(folder, model, params, overwrite)
     return model
 
 
@@ -92,7 +93,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _VQGAN = flags.DEFINE_string("vqgan", None, "The course tokenizer state_dict (VQGAN.pt).", required=True)
 _TRANSFORMER = flags.DEFINE_string("transformer", None, "The course transformer state_dict "
                                    "(optional: without it only the tokenizer is converted).")
-_OUT = flags.DEFINE_string("out", None, "The model folder to write (must hold no model).", required=True)
+_OUT = flags.DEFINE_string("out", None, "The model folder to write (new, empty, or holding an earlier "
+                           "converted or exported model with --overwrite).", required=True)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the model already in --out.")
 _HEADS = flags.DEFINE_integer("heads", 16, "Attention heads of the transformer (not in the weights).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Image side in pixels (default: from the "
                                    "transformer's token count, else 64).")
@@ -103,11 +106,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    try:
-        config = convert(_VQGAN.value, _OUT.value, _CONFIG.value, _TRANSFORMER.value, _HEADS.value,
-                         _IMAGE_SIZE.value)
-    except (ValueError, OSError) as e:  # ConversionError included
-        raise SystemExit(f"convert_lab: {e}") from None
+    config = convert(_VQGAN.value, _OUT.value, _CONFIG.value, _TRANSFORMER.value, _HEADS.value,
+                     _IMAGE_SIZE.value, _OVERWRITE.value)
     v = config.tokenizer
     print(f"tokenizer: {v['num_codes']} codes of {v['latent_dim']}, {v['img_resolution']}x"
           f"{v['img_resolution']} images -> {_OUT.value}")
@@ -123,7 +123,7 @@ def main(argv):
 
 def run():
     """The ``maskgit-convert-lab`` console script."""
-    app.run(main, argv=configs.resolve_config_flag(sys.argv))
+    boundary.run(main, configs.resolve_config_flag(sys.argv))
 
 
 if __name__ == "__main__":

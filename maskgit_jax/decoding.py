@@ -62,6 +62,10 @@ class DecodeConfig:
             raise ValueError(f"total_iter must be >= 1, got {self.total_iter}")
         if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.total_iter:
             raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
+        for name in ("choice_temperature", "sample_temperature"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):  # NaN fails too
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.confidence not in ("prob", "logprob"):
             raise ValueError(f"confidence must be 'prob' or 'logprob', got {self.confidence!r}")
         if self.sampler not in halton.SAMPLERS:

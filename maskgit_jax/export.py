@@ -13,11 +13,11 @@ them; nothing of the optimizer). train.py does the same into WORKDIR/model/ when
 import argparse
 import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
 from maskgit_jax import model_files
+from maskgit_jax.cli import boundary
 
 
 def export(workdir: str | os.PathLike, out: Optional[str | os.PathLike] = None,
@@ -39,7 +39,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="maskgit-export", description=__doc__.split("\n")[0])
+    p = boundary.ArgumentParser(prog="maskgit-export", description=__doc__.split("\n")[0])
     p.add_argument("--workdir", required=True, help="a training workdir (train.py --workdir)")
     p.add_argument("--out", help="the model folder to write (default: WORKDIR/model)")
     p.add_argument("--step", type=int, help="the transformer checkpoint's step (default: the latest)")
@@ -48,10 +48,8 @@ def main(argv=None) -> None:
     p.add_argument("--about", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="a fact for the model's users, stored in config.json (repeatable)")
     a = p.parse_args(argv)
-    try:
+    with boundary.user_errors():
         folder = export(a.workdir, a.out, a.step, not a.no_ema, a.overwrite, dict(a.about))
-    except (ValueError, OSError) as e:
-        sys.exit(f"maskgit-export: {e}")
     print(f"wrote {folder}")
 
 

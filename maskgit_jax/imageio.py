@@ -137,11 +137,15 @@ class LabTestSet:
 
 
 def _index(folder: Path, pattern: re.Pattern) -> dict[str, str]:
-    """Map the XXX part to the file name for files of `folder` matching `pattern`."""
+    """Map the XXX part to the file name for files of `folder` matching `pattern` (any case, so
+    `image_001.png` and `IMAGE_001.png` side by side are an error, not one of them dropped)."""
     found = {}
-    for name in os.listdir(folder):
+    for name in sorted(os.listdir(folder)):
         m = pattern.match(name)
         if m:
+            if m.group(1) in found:
+                raise ImageError(f"two files for number {m.group(1)}: {found[m.group(1)]} and {name} "
+                                 f"in {folder}; remove one")
             found[m.group(1)] = name
     return found
 

@@ -189,9 +189,23 @@ class ModelConfig:
             _check_keys(values["tokenizer"], tokenizer, f"{where}: tokenizer")
             if values["transformer"] is not None:
                 _check_keys(values["transformer"], transformer, f"{where}: transformer")
-            return cls(**values)
+            config = cls(**values)
+            _check_token_grid(config, where)
+            return config
         except (TypeError, AttributeError, KeyError) as e:  # wrong value types: still one line naming the file
             raise ValueError(f"{where}: malformed model config ({e})") from None
+
+
+def _check_token_grid(config: "ModelConfig", where: str) -> None:
+    """The transformer reads the tokenizer's whole token grid: an image size that does not give its
+    seq_len (an edited or corrupt config.json) would decode garbage or allocate without bound."""
+    if config.transformer is None:
+        return
+    grid = config.vqgan().latent_resolution
+    if grid * grid != config.transformer.get("seq_len"):
+        raise ValueError(f"{where}: the tokenizer makes {grid}x{grid} tokens of "
+                         f"{config.image_size}x{config.image_size} images, but the transformer reads "
+                         f"{config.transformer.get('seq_len')}")
 
 
 def _check_keys(values: dict, module, where: str) -> None:

@@ -56,14 +56,7 @@ def save(folder: str | os.PathLike, config: mc.ModelConfig, params: dict,
     """Writes the exported model; each file goes to a temporary name first, so a killed save never
     leaves a half-written file under the real name. Refuses to replace a model unless ``overwrite``."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ModelFileError(f"{folder}: exists and is not a folder")
-    exported = is_exported(folder)
-    if exported and not overwrite:
-        raise ModelFileError(f"{folder}: already holds a model; choose another folder or overwrite it")
-    if not exported and ((folder / CONFIG_FILE).exists() or is_workdir(folder)):
-        raise ModelFileError(f"{folder}: holds a {CONFIG_FILE} that is not an exported model's (a "
-                             "training workdir?); choose another folder")
+    check_destination(folder, overwrite)
     expected = {"tokenizer"} | ({"transformer"} if config.transformer is not None else set())
     if set(params) != expected:
         raise ValueError(f"params must have the parts {sorted(expected)}, got {sorted(params)}")
@@ -73,6 +66,25 @@ def save(folder: str | os.PathLike, config: mc.ModelConfig, params: dict,
     _write_atomically(folder / CONFIG_FILE,
                       (json.dumps(config.to_json_dict(), indent=2) + "\n").encode())
     return folder
+
+
+def check_destination(folder: Path, overwrite: bool = False) -> None:
+    """Whether a model may be saved to ``folder``: a new folder, or one without a model's files, or
+    (with ``overwrite``) one holding an exported model; never over a file, a workdir or a foreign
+    config.json / params.msgpack."""
+    if folder.exists() and not folder.is_dir():
+        raise ModelFileError(f"{folder}: exists and is not a folder")
+    exported = is_exported(folder)
+    if exported and not overwrite:
+        raise ModelFileError(f"{folder}: already holds a model; choose another folder, or pass "
+                             "--overwrite to replace it")
+    if not exported:
+        for name in (CONFIG_FILE, PARAMS_FILE):
+            if (folder / name).exists():
+                raise ModelFileError(f"{folder / name}: is not an exported model's (a training "
+                                     "workdir, or another program's file?); choose another folder")
+        if is_workdir(folder):
+            raise ModelFileError(f"{folder}: is a training workdir; choose another folder")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -149,6 +161,8 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
         raise ModelFileError(f"{workdir / CONFIG_FILE} not found: is {workdir} a trained workdir "
                              "(train.py --workdir) or an exported model?")
     config = training_config(workdir)
+    if "format" in config:  # an exported model's config.json after all, one that cannot be read
+        read_config(workdir)
     steps = {stage: checkpoint_steps(workdir, stage) for stage in STAGES}
     initial = workdir / INITIAL_MODEL
     if not steps["tokenizer"] and not is_exported(initial):

@@ -316,9 +316,14 @@ def _check_params(model, params: Any, where: str) -> None:
     if params is None:
         raise ValueError(f"{where}: no parameters")
     size = getattr(model, "img_resolution", None)
-    dummy = (np.zeros((1, size, size, model.image_channels), np.float32) if size is not None
-             else np.zeros((1, model.seq_len), np.int32))
-    expected = jax.eval_shape(model.init, jax.random.key(0), dummy)["params"]
+    # Shapes only, nothing allocated: a config.json with absurd sizes costs no memory here.
+    dummy = (jax.ShapeDtypeStruct((1, size, size, model.image_channels), np.float32)
+             if size is not None else jax.ShapeDtypeStruct((1, model.seq_len), np.int32))
+    try:
+        expected = jax.eval_shape(model.init, jax.random.key(0), dummy)["params"]
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(f"{where}: the config's sizes do not make a model "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     shapes = lambda tree: {jax.tree_util.keystr(path): tuple(np.shape(leaf))
                            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
     want, got = shapes(expected), shapes(params)

@@ -19,7 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from maskgit_jax import metrics, sampling, schedules
+from maskgit_jax import fid, metrics, output_folder, sampling, schedules
+from maskgit_jax.cli import boundary
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.pipeline import MaskGIT
 
@@ -40,9 +41,11 @@ class SweepOptions:
     choice_temperature: Optional[float] = None  # None: the model's default
     pixel_feedback: Optional[bool] = None  # None: the model's default
     batch_size: int = 64
-    seed: int = 0
+    seed: int = 0                      # the decoding noise
+    test_seed: int = 0                 # which built-in test faces
     fid: bool = False
     fid_weights: Optional[str] = None
+    overwrite: bool = False            # replace the report of an earlier run in ``output``
 
 
 def settings(opts: SweepOptions) -> list[tuple[str, int, Optional[int]]]:
@@ -74,39 +77,45 @@ def _baselines(truth: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
 
 def run(opts: SweepOptions) -> list[dict]:
     """Runs the sweep, writes the CSV, the table and the plot; returns the rows."""
+    grid = settings(opts)
     model = MaskGIT.from_pretrained(opts.model)
+    model.decoding.override(choice_temperature=opts.choice_temperature)  # a bad one fails now
     test = sampling.test_set(sampling.SampleOptions(output=opts.output, input=opts.input,
-                                                    num_builtin=opts.num_builtin, seed=opts.seed),
+                                                    num_builtin=opts.num_builtin,
+                                                    test_seed=opts.test_seed),
                              model.image_size)
     if test.ground_truth is None:
         raise ValueError(f"{opts.input}: the sweep needs ground truth (a gt/ folder or test_gt.csv)")
-    truth, known = test.ground_truth, test.known
+    if opts.fid:
+        fid.inception_variables(opts.fid_weights)  # bad weights fail before any decoding
+    out = output_folder.prepare_folder(opts.output, [opts.input], opts.overwrite)
+    # Decoded from what the test set gives (the masked images); the truth is only scored against.
+    images, truth, known = test.images, test.ground_truth, test.known
     true_ids = model.encode(truth, opts.batch_size)
-    rows, images = [], []  # images[i]: the outputs scored in rows[i], kept for the FID at the end
-    for name, total_iter, spot in settings(opts):
+    rows, outputs = [], []  # outputs[i]: the images scored in rows[i], kept for the FID at the end
+    for name, total_iter, spot in grid:
         start = time.perf_counter()
         decode_as = opts.schedules[0] if name == ONE_STEP else name
-        result = model.inpaint(truth, known, seed=opts.seed, batch_size=opts.batch_size,
+        result = model.inpaint(images, known, seed=opts.seed, batch_size=opts.batch_size,
                                schedule=decode_as, total_iter=total_iter, sweet_spot=spot or 0,
                                choice_temperature=opts.choice_temperature,
                                pixel_feedback=opts.pixel_feedback)
         seconds = time.perf_counter() - start
         rows.append({"schedule": name, "total_iter": total_iter, "sweet_spot": spot or "",
                      **sampling.scores(result, truth, known, true_ids), "seconds": round(seconds, 3)})
-        images.append(result.model_images)
+        outputs.append(result.model_images)
         _print(rows[-1])
     for name, filled in _baselines(truth, known).items():
         rows.append({"schedule": name, "total_iter": "", "sweet_spot": "",
                      **sampling.pixel_scores(filled, truth, known)})
-        images.append(filled)
+        outputs.append(filled)
         _print(rows[-1])
     if opts.fid:
-        fids = sampling.fids(dict(enumerate(images)), truth, opts)
+        fids = sampling.fids(dict(enumerate(outputs)), truth, opts)
         for i, row in enumerate(rows):
             row["fid"] = fids[i]
             print(f"fid {row['schedule']} {row['total_iter']} {row['sweet_spot']}: {fids[i]:.4f}")
-    out = Path(opts.output)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder.record(out, ["sweep.csv", "sweep.md", "sweep.png"])
     write_csv(out / "sweep.csv", rows)
     (out / "sweep.md").write_text(markdown_table(rows))
     plot(out / "sweep.png", rows)
@@ -118,7 +127,8 @@ def _print(row: dict) -> None:
 
 
 def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """A table cell; None (a score with nothing to score) is left empty."""
+    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -172,12 +182,14 @@ def plot(path: Path, rows: list[dict]) -> None:
 
 def main(argv=None) -> None:
     import argparse
-    p = argparse.ArgumentParser(prog="python -m maskgit_jax.sweep", description=__doc__.split("\n")[0])
+    p = boundary.ArgumentParser(prog="maskgit-sweep", description=__doc__.split("\n")[0])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="a shipped model name, an exported model folder or a workdir")
     which.add_argument("--workdir", help="a training workdir (the same as --model=PATH)")
-    p.add_argument("--output", help="where the report goes (default: MODEL/sweep for a folder, "
-                                    "else sweep_MODEL)")
+    p.add_argument("--output", help="where the report goes, a new or empty folder outside --input "
+                                    "(default: MODEL/sweep for a folder, else sweep_MODEL)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report of an earlier run in --output")
     p.add_argument("--input", help="test folder in the lab layout (default: built-in test faces)")
     p.add_argument("--schedules", default="linear,cosine,square")
     p.add_argument("--total_iters", default="1,4,8,12")
@@ -187,22 +199,23 @@ def main(argv=None) -> None:
     p.add_argument("--pixel_feedback", action=argparse.BooleanOptionalAction,
                    help="re-encode tokens over partly known patches (default: the model's)")
     p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the decoding noise")
+    p.add_argument("--test_seed", type=int, default=0, help="which built-in test faces")
     p.add_argument("--fid", action="store_true", help="also the FID against the ground truth")
     p.add_argument("--fid_weights", help="FID Inception weights file (default: fetched once)")
     a = p.parse_args(argv)
     ints = lambda text, flag: [_int(v, flag) for v in text.split(",") if v]
     model = a.model or a.workdir
     output = a.output or str(Path(model) / "sweep" if Path(model).is_dir() else f"sweep_{model}")
-    try:
+    with boundary.user_errors():
         rows = run(SweepOptions(
             model=model, output=output, input=a.input,
-        schedules=[s for s in a.schedules.split(",") if s], total_iters=ints(a.total_iters, "--total_iters"),
+            schedules=[s for s in a.schedules.split(",") if s],
+            total_iters=ints(a.total_iters, "--total_iters"),
             sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
             choice_temperature=a.choice_temperature, pixel_feedback=a.pixel_feedback,
-            batch_size=a.batch_size, seed=a.seed, fid=a.fid, fid_weights=a.fid_weights))
-    except (ValueError, OSError) as e:
-        raise SystemExit(f"maskgit-sweep: {e}") from None
+            batch_size=a.batch_size, seed=a.seed, test_seed=a.test_seed, fid=a.fid,
+            fid_weights=a.fid_weights, overwrite=a.overwrite))
     print(f"wrote {len(rows)} rows to {output}/sweep.csv, sweep.md, sweep.png")
 
 
@@ -210,7 +223,7 @@ def _int(text: str, flag: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise SystemExit(f"{flag}: {text!r} is not an integer") from None
+        raise ValueError(f"{flag}: {text!r} is not an integer") from None
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import functools
 import os
 import pickle
 import zipfile
+import zlib
 from typing import Any
 
 import ml_dtypes
@@ -294,8 +295,12 @@ def load(path) -> Any:
             return _load_legacy(path, f)
     except TorchZipError:
         raise
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, KeyError) as e:
-        raise TorchZipError(f"{path}: malformed checkpoint pickle ({e})") from None
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError) as e:  # a CRC-corrupt member, ...
+        raise TorchZipError(f"{path}: corrupt torch zip archive ({e})") from None
+    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, KeyError, OverflowError,
+            MemoryError) as e:  # MemoryError: a length field asking for more than there is
+        detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise TorchZipError(f"{path}: malformed checkpoint pickle ({detail})") from None
 
 
 def _flatten(obj, prefix: str, out: dict):

@@ -110,7 +110,7 @@ def test_picture_errors_are_one_line(tmp_path):
     assert _error("sample.py", f"--image={image}", f"--mask={tmp_path / 'mask.png'}") == (
         f"error: {tmp_path / 'mask.png'}: is 30x40 but {image} is 40x30")
     assert _error("sample.py", f"--image={image}", f"--mask={tmp_path / 'mask.png'}",
-                  f"--output={image}") == f"error: --output={image}: would overwrite an input file"
+                  f"--output={image}") == f"error: --output={image}: is the input {image}; choose another path"
     (tmp_path / "masks").mkdir()
     assert _error("sample.py", f"--image={tmp_path}", f"--mask={tmp_path / 'masks'}").startswith(
         f"error: {tmp_path / 'mask.png'}: has no partner in {tmp_path / 'masks'}")

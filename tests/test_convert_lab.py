@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from maskgit_jax.configs import faces as faces_config, lab as lab_config  # noqa: E402
-from maskgit_jax import convert_lab, imageio  # noqa: E402
+from maskgit_jax import convert_lab, imageio, model_files  # noqa: E402
 from maskgit_jax.lab_import.transformer import convert_transformer  # noqa: E402
 from maskgit_jax.lab_import.vqgan import convert_vqgan  # noqa: E402
 from maskgit_jax.lab_import.weights import ConversionError, Weights  # noqa: E402
@@ -233,7 +233,7 @@ def test_cli_error_is_one_line(tmp_path):
                            f"--out={tmp_path / 'wd'}"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"convert_lab: {notes}: not a torch")
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {notes}: not a torch")
 
 
 # --- end to end: converted model -> MaskGIT, sampling, stage-2 training --------------------------
@@ -289,8 +289,12 @@ def test_tokenizer_only_then_stage_2_from_it(vqgan_file, tmp_path):
     assert tokenizer_only.transformer is None
     with pytest.raises(ValueError, match="tokenizer only"):
         tokenizer_only.inpaint(np.zeros((IMAGE, IMAGE, 3), np.uint8), np.ones((IMAGE, IMAGE), bool))
-    with pytest.raises(ConversionError, match="already holds a model"):
+    with pytest.raises(model_files.ModelFileError, match="already holds a model"):
         convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"), image_size=IMAGE)
+    (folder / "params.msgpack").write_bytes(b"stale")  # replaced when asked for
+    convert_lab.convert(vqgan_file, str(folder), lab_config.get_config("lab"), image_size=IMAGE,
+                        overwrite=True)
+    assert MaskGIT.from_pretrained(folder).transformer is None
 
     # The course's main task: train stage 2 on its tokenizer (init_from), then load the export.
     config = lab_config.get_config("tiny")

@@ -11,12 +11,12 @@
 own defaults (a converted course checkpoint decodes as the course does).
 """
 
-import sys
 from pathlib import Path
 
 from absl import app, flags, logging
 
 from maskgit_jax import decoding as decoding_lib, halton, inpaint, model_files, pretrained, schedules
+from maskgit_jax.cli import boundary
 from maskgit_jax.official import download as official_download
 from maskgit_jax.pipeline import MaskGIT
 from maskgit_jax.sampling import DEFAULT_MODEL, SampleOptions, run as run_test_set, run_edit, run_pictures
@@ -31,9 +31,11 @@ flags.DEFINE_string("mask", None, "The picture's mask (same size; white = known,
                     "threshold 128), or a folder of masks with the pictures' names.")
 flags.DEFINE_string("input", None, "Folder in the lab layout (masked_image/, mask64/, optional gt/ "
                     "or test_gt.csv); default (without --image): the built-in held-out test faces.")
-flags.DEFINE_string("output", None, "Where images go: a file for one --image, else a folder; default: "
-                    "IMAGE_inpainted.png, or WORKDIR/samples_<mode>_<schedule>, or "
-                    "samples/<model>_<mode>_<schedule>.")
+flags.DEFINE_string("output", None, "Where images go: a file for one --image, else a new or empty "
+                    "folder outside the inputs; default: IMAGE_inpainted.png, or "
+                    "WORKDIR/samples_<mode>_<schedule>, or samples/<model>_<mode>_<schedule>.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output file, or the outputs of an earlier "
+                  "run in the --output folder (a folder holding other files is still refused).")
 flags.DEFINE_enum("mode", "inpaint", list(inpaint.MODES), "What to fill (test sets).")
 flags.DEFINE_enum("schedule", None, schedules.names(), "Mask schedule gamma (default: the model's).")
 flags.DEFINE_integer("total_iter", None, "Decoding steps T (default: the model's).")
@@ -64,7 +66,9 @@ flags.DEFINE_list("class_label", None, "Class-conditional models (the official I
                   "label for every image, or one per image (comma-separated, e.g. 207 or 207,1,980).")
 flags.DEFINE_integer("num", 64, "Number of built-in test faces (without --input).")
 flags.DEFINE_integer("batch_size", 64, "Images decoded at once.")
-flags.DEFINE_integer("seed", 0, "Random seed of the decoding noise (and the built-in test set).")
+flags.DEFINE_integer("seed", 0, "Random seed of the decoding noise.")
+flags.DEFINE_integer("test_seed", 0, "Which built-in test faces and masks (without --input); fixed by "
+                     "default, so that runs with different --seed decode the same test set.")
 flags.DEFINE_bool("compare", True, "Also score T=1 and the mean-colour fill (needs ground truth).")
 flags.DEFINE_bool("fid", False, "Also compute the FID of the outputs against the ground truth (and, with "
                   "--compare, of T=1 and of the gray-filled input); needs ground truth.")
@@ -88,7 +92,7 @@ def _model_name() -> str:
     if len(given) > 1:
         raise ValueError(f"give one of --mask, --extend, --box, not --{' and --'.join(given)}")
     if FLAGS.image:
-        for name in ("input", "mode", "num", "compare", "fid", "fid_weights"):
+        for name in ("input", "mode", "num", "test_seed", "compare", "fid", "fid_weights"):
             if FLAGS[name].present:
                 raise ValueError(f"--{name} is for test sets, not for --image")
     if FLAGS.workdir and not Path(FLAGS.workdir).is_dir():
@@ -138,7 +142,8 @@ def _edit(model: MaskGIT, decoding: dict) -> None:
     geometry = (dict(extend=_integers("extend", 4)) if FLAGS.extend else
                 dict(box=_integers("box", 4)))
     written = run_edit(model, FLAGS.image, FLAGS.output or image.stem + suffix, batch_size=FLAGS.batch_size,
-                       seed=FLAGS.seed, class_label=_class_labels(), **geometry, **decoding)
+                       seed=FLAGS.seed, overwrite=FLAGS.overwrite, class_label=_class_labels(),
+                       **geometry, **decoding)
     print(f"wrote {written}")
 
 
@@ -148,7 +153,8 @@ def _pictures(model: MaskGIT, decoding: dict) -> None:
     image = Path(FLAGS.image)
     default = image.stem + "_inpainted.png" if image.is_file() else image.name + "_inpainted"
     written = run_pictures(model, FLAGS.image, FLAGS.mask, FLAGS.output or default,
-                           FLAGS.batch_size, FLAGS.seed, class_label=_class_labels(), **decoding)
+                           FLAGS.batch_size, FLAGS.seed, FLAGS.overwrite, class_label=_class_labels(),
+                           **decoding)
     print(f"wrote {written[0]}" if len(written) == 1 else
           f"wrote {len(written)} images to {written[0].parent}")
 
@@ -158,12 +164,13 @@ def _test_set(name: str, model: MaskGIT, decoding: dict) -> None:
     output = _test_set_output(name, schedule)
     report = run_test_set(SampleOptions(
         output=output, model=name, input=FLAGS.input, num_builtin=FLAGS.num, mode=FLAGS.mode,
-        batch_size=FLAGS.batch_size, seed=FLAGS.seed, compare=FLAGS.compare, fid=FLAGS.fid,
-        fid_weights=FLAGS.fid_weights, class_label=_class_labels(), **decoding), model)
+        batch_size=FLAGS.batch_size, seed=FLAGS.seed, test_seed=FLAGS.test_seed, compare=FLAGS.compare,
+        fid=FLAGS.fid, fid_weights=FLAGS.fid_weights, overwrite=FLAGS.overwrite,
+        class_label=_class_labels(), **decoding), model)
     label = f"{report['schedule']} T={report['total_iter']}"
     print(f"wrote {report['images']} images to {output}")
     for suffix, what in (("", label), ("_T1", "T=1"), ("_mean_fill", "mean-colour fill")):
-        if f"psnr_masked{suffix}" in report:
+        if report.get(f"psnr_masked{suffix}") is not None:  # None: no missing pixel to score
             print(f"masked-region PSNR, {what + ':':<22} {report[f'psnr_masked{suffix}']:.2f} dB "
                   f"(SSIM {report[f'ssim_masked{suffix}']:.3f}, L1 {report[f'l1_masked{suffix}']:.1f})")
     if "fid" in report:
@@ -179,20 +186,17 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     decoding = {name: FLAGS[name].value for name in DECODING_FLAGS}
-    try:  # bad input: one line naming the file or option, no traceback
-        name = _model_name()
-        model = MaskGIT.from_pretrained(name)
-        if FLAGS.image:
-            _pictures(model, decoding)
-        else:
-            _test_set(name, model, decoding)
-    except (ValueError, OSError) as e:
-        sys.exit(f"error: {e}")
+    name = _model_name()
+    model = MaskGIT.from_pretrained(name)
+    if FLAGS.image:
+        _pictures(model, decoding)
+    else:
+        _test_set(name, model, decoding)
 
 
 def run():
     """The ``maskgit-sample`` console script."""
-    app.run(main)
+    boundary.run(main)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from maskgit_jax import configs
+from maskgit_jax.cli import boundary
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", str(Path(configs.__file__).with_name("faces.py")),
@@ -41,17 +42,15 @@ def main(argv):
     from maskgit_jax.train import distributed
     from maskgit_jax.train.loop import NonFiniteLossError
     from maskgit_jax.train.main import train_and_evaluate
-    try:  # config, input and divergence problems: one line, no traceback
+    with boundary.user_errors(NonFiniteLossError):  # a diverging run: one line, like a bad input
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                _MULTIHOST.value)
         train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except (ValueError, OSError, NonFiniteLossError) as e:
-        sys.exit(f"error: {e}")
 
 
 def run(argv=None):
     """The ``maskgit-train`` console script (and train.py)."""
-    app.run(main, argv=configs.resolve_config_flag(sys.argv if argv is None else argv))
+    boundary.run(main, configs.resolve_config_flag(sys.argv if argv is None else argv))
 
 
 if __name__ == "__main__":

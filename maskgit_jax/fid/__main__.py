@@ -6,6 +6,7 @@ number alone, so scripts can read it with `tail -n 1`.
 
 from absl import app, flags, logging
 
+from maskgit_jax.cli import boundary
 from maskgit_jax.fid.score import DEFAULT_BATCH_SIZE, fid_of_folders
 
 flags.DEFINE_integer("batch_size", DEFAULT_BATCH_SIZE, "Images per Inception batch (any value gives "
@@ -21,17 +22,14 @@ def main(argv):
         raise app.UsageError("expected two image folders: python -m maskgit_jax.fid DIR_A DIR_B")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    try:
-        fid = fid_of_folders(argv[1], argv[2], FLAGS.batch_size, FLAGS.weights)
-    except ValueError as e:  # bad folders, images or weights: one line, no traceback
-        raise SystemExit(f"error: {e}") from None
+    fid = fid_of_folders(argv[1], argv[2], FLAGS.batch_size, FLAGS.weights)
     print(f"FID {argv[1]} vs {argv[2]}:")
     print(f"{fid:.6f}")
 
 
 def run():
     """The ``maskgit-fid`` console script."""
-    app.run(main)
+    boundary.run(main)
 
 
 if __name__ == "__main__":

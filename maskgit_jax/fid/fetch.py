@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from maskgit_jax.downloads import atomic_file, cache_dir, sha256
