@@ -30,5 +30,8 @@ def test_run_edit_checks_the_box_and_the_output_before_the_model(tmp_path):
     imageio.write_image(tmp_path / "photo.png", np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="must lie inside the 8x8 picture"):
         sampling.run_edit(None, str(tmp_path / "photo.png"), str(tmp_path / "out.png"), box=(0, 0, 9, 9))
-    with pytest.raises(ValueError, match="would overwrite an input file"):
+    with pytest.raises(ValueError, match="is the input"):
         sampling.run_edit(None, str(tmp_path / "photo.png"), str(tmp_path / "photo.png"), box=(0, 0, 2, 2))
+    imageio.write_image(tmp_path / "old.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="exists; choose a new file name, or pass --overwrite"):
+        sampling.run_edit(None, str(tmp_path / "photo.png"), str(tmp_path / "old.png"), box=(0, 0, 2, 2))
