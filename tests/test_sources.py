@@ -1,4 +1,4 @@
-"""Image-folder data source: recursive, decoded by content, clear errors naming the file."""
+"""Image-folder data source: recursive, decoded by content, clear errors naming the file; held-out splits."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskgit_jax.data import sources
+from maskgit_jax.data import faces, sources
 from maskgit_jax.imageio import ImageError
 
 
@@ -54,3 +54,59 @@ def test_folder_errors_name_the_file(tmp_path, images):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ValueError, match="no images under"):
         sources.load_images(str(tmp_path), image_size=16)
+
+
+def _write_images(folder, images, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        (folder / name).write_bytes(_encoded(image, "PNG"))
+
+
+def _same_rows(a, b):
+    return sorted(map(bytes, a)) == sorted(map(bytes, b))
+
+
+@pytest.fixture
+def five():
+    return np.random.default_rng(1).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+
+
+def test_a_folder_without_val_holds_out_its_last_images_by_name(tmp_path, five):
+    _write_images(tmp_path / "train", five, ["e.png", "a.png", "d.png", "b.png", "c.png"])
+    train = sources.load_images(str(tmp_path), "train", image_size=16, held_out=2)
+    held_out = sources.load_held_out(str(tmp_path), "train", 2, image_size=16)
+    np.testing.assert_array_equal(train, five[[1, 3, 4]])     # a, b, c
+    np.testing.assert_array_equal(held_out, five[[2, 0]])     # d, e: never trained on
+    assert len(sources.load_images(str(tmp_path), "train", num=2, image_size=16, held_out=2)) == 2
+    with pytest.raises(ValueError, match=r"train holds 5 images .* hold out 5 \(config.data.num_eval\)"):
+        sources.load_images(str(tmp_path), "train", image_size=16, held_out=5)
+
+
+@pytest.mark.parametrize("train_split", ["train", "none"])
+def test_a_val_or_test_folder_is_the_held_out_split(tmp_path, five, train_split):
+    """Training reads train/ (or, without it, the root but never val/ or test/); val/ is preferred."""
+    if train_split == "train":
+        _write_images(tmp_path / "train", five[:2], ["a.png", "b.png"])
+    else:
+        _write_images(tmp_path, five[:2], ["a.png", "b.png"])
+    _write_images(tmp_path / "test", five[2:3], ["z.png"])
+    _write_images(tmp_path / "val", five[3:], ["y.png", "x.png"])
+    train = sources.load_images(str(tmp_path), "train", image_size=16, held_out=1)
+    assert _same_rows(train, five[:2])  # the held-out count does not cut the training images
+    np.testing.assert_array_equal(sources.load_held_out(str(tmp_path), "train", 8, image_size=16),
+                                  five[[4, 3]])   # val/, sorted: x, y
+    (tmp_path / "val" / "x.png").unlink()
+    (tmp_path / "val" / "y.png").unlink()
+    (tmp_path / "val").rmdir()
+    np.testing.assert_array_equal(sources.load_held_out(str(tmp_path), "train", 8, image_size=16),
+                                  five[2:3])      # test/ when there is no val/
+    assert _same_rows(sources.load_images(str(tmp_path), "train", image_size=16, held_out=1), five[:2])
+
+
+def test_the_faces_hold_out_their_val_split():
+    held_out = sources.load_held_out("faces", "train", 3)
+    np.testing.assert_array_equal(held_out, faces.faces_split("val", 3))
+    train = sources.load_images("faces", "train", 50, held_out=3)
+    assert not set(map(bytes, held_out)) & set(map(bytes, train))
+    with pytest.raises(ValueError, match="num_eval=0"):
+        sources.load_held_out("faces", "train", 0)
