@@ -431,5 +431,5 @@ def faces_test_set(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def brush_masks(num: int, seed: int = 0, size: int = 64) -> np.ndarray:
     """``num`` random brush masks, bool (num, size, size), True = known; mask i depends only on
     (seed, i), the extra word keeps mask streams apart from face seeds."""
-    return np.stack([random_brush_mask(np.random.default_rng([seed, i, 0x6D61736B]), size)
+    return np.array([random_brush_mask(np.random.default_rng([seed, i, 0x6D61736B]), size)
                      for i in range(num)]).reshape(num, size, size)
