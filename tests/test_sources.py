@@ -1,6 +1,7 @@
 """Image-folder data source: recursive, decoded by content, clear errors naming the file; held-out splits."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -110,3 +111,32 @@ def test_the_faces_hold_out_their_val_split():
     assert not set(map(bytes, held_out)) & set(map(bytes, train))
     with pytest.raises(ValueError, match="num_eval=0"):
         sources.load_held_out("faces", "train", 0)
+
+
+class _FakeTfds:
+    """The two calls sources makes of tensorflow_datasets, over named splits of numbered images."""
+
+    def __init__(self, splits: dict):
+        self.splits, self.read = splits, []
+
+    def builder(self, name):
+        return type("Builder", (), {"info": type("Info", (), {"splits": self.splits})})()
+
+    def data_source(self, name, split):
+        self.read.append(split)
+        base, _, part = split.partition("[")
+        images = self.splits[base]
+        if part:  # "a:b]" slicing as TFDS reads it
+            start, stop = (int(x) if x else None for x in part.rstrip("]").split(":"))
+            images = images[start:stop]
+        return [{"image": image} for image in images]
+
+
+def test_tfds_holds_out_its_validation_split_else_the_end_of_train(monkeypatch, five):
+    fake = _FakeTfds({"train": five[:3], "validation": five[3:]})
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    assert _same_rows(sources.load_images("tfds:x", "train", image_size=16, held_out=1), five[:3])
+    np.testing.assert_array_equal(sources.load_held_out("tfds:x", "train", 1, image_size=16), five[3:4])
+    fake.splits = {"train": five}  # no validation or test split: the last images of train
+    assert _same_rows(sources.load_images("tfds:x", "train", image_size=16, held_out=2), five[:3])
+    np.testing.assert_array_equal(sources.load_held_out("tfds:x", "train", 2, image_size=16), five[3:])
