@@ -1,12 +1,13 @@
-"""Image-folder data source: recursive, decoded by content, clear errors naming the file."""
+"""Image-folder data source: recursive, decoded by content, clear errors naming the file; held-out splits."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from maskgit_jax.data import sources
+from maskgit_jax.data import faces, sources
 from maskgit_jax.imageio import ImageError
 
 
@@ -54,3 +55,88 @@ def test_folder_errors_name_the_file(tmp_path, images):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ValueError, match="no images under"):
         sources.load_images(str(tmp_path), image_size=16)
+
+
+def _write_images(folder, images, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        (folder / name).write_bytes(_encoded(image, "PNG"))
+
+
+def _same_rows(a, b):
+    return sorted(map(bytes, a)) == sorted(map(bytes, b))
+
+
+@pytest.fixture
+def five():
+    return np.random.default_rng(1).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+
+
+def test_a_folder_without_val_holds_out_its_last_images_by_name(tmp_path, five):
+    _write_images(tmp_path / "train", five, ["e.png", "a.png", "d.png", "b.png", "c.png"])
+    train = sources.load_images(str(tmp_path), "train", image_size=16, held_out=2)
+    held_out = sources.load_held_out(str(tmp_path), "train", 2, image_size=16)
+    np.testing.assert_array_equal(train, five[[1, 3, 4]])     # a, b, c
+    np.testing.assert_array_equal(held_out, five[[2, 0]])     # d, e: never trained on
+    assert len(sources.load_images(str(tmp_path), "train", num=2, image_size=16, held_out=2)) == 2
+    with pytest.raises(ValueError, match=r"train holds 5 images .* hold out 5 \(config.data.num_eval\)"):
+        sources.load_images(str(tmp_path), "train", image_size=16, held_out=5)
+
+
+@pytest.mark.parametrize("train_split", ["train", "none"])
+def test_a_val_or_test_folder_is_the_held_out_split(tmp_path, five, train_split):
+    """Training reads train/ (or, without it, the root but never val/ or test/); val/ is preferred."""
+    if train_split == "train":
+        _write_images(tmp_path / "train", five[:2], ["a.png", "b.png"])
+    else:
+        _write_images(tmp_path, five[:2], ["a.png", "b.png"])
+    _write_images(tmp_path / "test", five[2:3], ["z.png"])
+    _write_images(tmp_path / "val", five[3:], ["y.png", "x.png"])
+    train = sources.load_images(str(tmp_path), "train", image_size=16, held_out=1)
+    assert _same_rows(train, five[:2])  # the held-out count does not cut the training images
+    np.testing.assert_array_equal(sources.load_held_out(str(tmp_path), "train", 8, image_size=16),
+                                  five[[4, 3]])   # val/, sorted: x, y
+    (tmp_path / "val" / "x.png").unlink()
+    (tmp_path / "val" / "y.png").unlink()
+    (tmp_path / "val").rmdir()
+    np.testing.assert_array_equal(sources.load_held_out(str(tmp_path), "train", 8, image_size=16),
+                                  five[2:3])      # test/ when there is no val/
+    assert _same_rows(sources.load_images(str(tmp_path), "train", image_size=16, held_out=1), five[:2])
+
+
+def test_the_faces_hold_out_their_val_split():
+    held_out = sources.load_held_out("faces", "train", 3)
+    np.testing.assert_array_equal(held_out, faces.faces_split("val", 3))
+    train = sources.load_images("faces", "train", 50, held_out=3)
+    assert not set(map(bytes, held_out)) & set(map(bytes, train))
+    with pytest.raises(ValueError, match="num_eval=0"):
+        sources.load_held_out("faces", "train", 0)
+
+
+class _FakeTfds:
+    """The two calls sources makes of tensorflow_datasets, over named splits of numbered images."""
+
+    def __init__(self, splits: dict):
+        self.splits, self.read = splits, []
+
+    def builder(self, name):
+        return type("Builder", (), {"info": type("Info", (), {"splits": self.splits})})()
+
+    def data_source(self, name, split):
+        self.read.append(split)
+        base, _, part = split.partition("[")
+        images = self.splits[base]
+        if part:  # "a:b]" slicing as TFDS reads it
+            start, stop = (int(x) if x else None for x in part.rstrip("]").split(":"))
+            images = images[start:stop]
+        return [{"image": image} for image in images]
+
+
+def test_tfds_holds_out_its_validation_split_else_the_end_of_train(monkeypatch, five):
+    fake = _FakeTfds({"train": five[:3], "validation": five[3:]})
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    assert _same_rows(sources.load_images("tfds:x", "train", image_size=16, held_out=1), five[:3])
+    np.testing.assert_array_equal(sources.load_held_out("tfds:x", "train", 1, image_size=16), five[3:4])
+    fake.splits = {"train": five}  # no validation or test split: the last images of train
+    assert _same_rows(sources.load_images("tfds:x", "train", image_size=16, held_out=2), five[:3])
+    np.testing.assert_array_equal(sources.load_held_out("tfds:x", "train", 2, image_size=16), five[3:])

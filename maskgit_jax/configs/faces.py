@@ -30,7 +30,8 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.data.image_size = 64          # pixels, square
     c.data.mean = (0.5, 0.5, 0.5)   # per-channel normalisation of [0, 1] pixels
     c.data.std = (0.5, 0.5, 0.5)
-    c.data.num_eval = 64            # held-out test faces with brush masks for sample grids
+    c.data.num_eval = 64            # held-out images (sources.load_held_out; never trained on) with
+                                    # brush masks: the sample grids and the validation loss
 
     # Stage 1: the VQGAN tokenizer (constructor arguments of models.vqgan.VQGAN).
     c.vqgan = ml_collections.ConfigDict(lab_vqgan_config())
@@ -64,7 +65,9 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.transformer.weight_decay = 0.05
     c.transformer.b1, c.transformer.b2 = 0.9, 0.96
     c.transformer.grad_clip = 1.0
-    c.transformer.ema_decay = 0.0   # EMA of parameters (e.g. 0.999); 0 disables
+    c.transformer.ema_decay = 0.0   # EMA of parameters (e.g. 0.999, warmed up: optim.ema_decay_at); 0 disables
+    c.transformer.sample_ema = True  # sample grids and WORKDIR/model use the EMA parameters (when
+                                    # ema_decay > 0); False: the raw ones
     c.transformer.label_smoothing = 0.1
     c.transformer.loss_on = "masked"  # "masked" tokens only, or "all"
     c.transformer.schedule = "cosine"  # gamma used to draw how many tokens to mask

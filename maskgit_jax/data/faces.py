@@ -425,9 +425,11 @@ def faces_split(split: str, num: int, seed: int = 0) -> np.ndarray:
 
 def faces_test_set(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Held-out faces with brush masks: (images uint8 (num, 64, 64, 3), known bool (num, 64, 64), True = known)."""
-    images = faces_split("test", num, seed)
-    known = np.empty((num, 64, 64), bool)
-    for i in range(num):
-        # Mask i depends only on (seed, i); the extra word keeps mask streams apart from face seeds.
-        known[i] = random_brush_mask(np.random.default_rng([seed, i, 0x6D61736B]))
-    return images, known
+    return faces_split("test", num, seed), brush_masks(num, seed)
+
+
+def brush_masks(num: int, seed: int = 0, size: int = 64) -> np.ndarray:
+    """``num`` random brush masks, bool (num, size, size), True = known; mask i depends only on
+    (seed, i), the extra word keeps mask streams apart from face seeds."""
+    return np.array([random_brush_mask(np.random.default_rng([seed, i, 0x6D61736B]), size)
+                     for i in range(num)]).reshape(num, size, size)

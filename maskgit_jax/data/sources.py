@@ -2,6 +2,12 @@
 
 ``load_images(source, split, num)`` returns the whole split as uint8 (N, H, W, 3) in memory: the
 64x64 datasets this project targets fit easily (20k images = 245 MB).
+
+Every source has a held-out split that training never sees (``load_held_out``; the sample grids
+and the validation loss use it): the faces' ``val`` split; a folder's ``val/``, ``validation/`` or
+``test/`` sub-folder (the first that exists), else its last ``held_out`` images in sorted path
+order, which are then left out of training; a TFDS dataset's ``validation`` or ``test`` split, else
+the last ``held_out`` examples of the training split, likewise left out.
 """
 
 import os
@@ -24,29 +30,67 @@ def _looks_like_image(path: Path) -> bool:
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def _folder_images(folder: Path, num: int | None, image_size: int) -> np.ndarray:
-    """Every image under ``folder`` (recursive, sorted), decoded by content whatever its name says.
+# Sub-folder / split names of held-out data, in order of preference.
+HELD_OUT_SPLITS = ("val", "validation", "test")
 
-    A file with an image suffix must decode (else ImageError naming it); other files are taken when
-    their first bytes are an image signature and skipped otherwise (READMEs, label files).
+
+def _image_paths(folder: Path, exclude: tuple = ()) -> list[Path]:
+    """Every image file under ``folder`` (recursive, sorted), except under the folders ``exclude``.
+
+    A file with an image suffix counts (and must decode later, else ImageError naming it); other
+    files count when their first bytes are an image signature (READMEs, label files do not).
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and
+                   not any(p.is_relative_to(x) for x in exclude) and
                    (p.suffix.lower() in IMAGE_SUFFIXES or _looks_like_image(p)))
     if not paths:
         raise ValueError(f"no images under {folder}")
-    paths = paths[:num] if num else paths
+    return paths
+
+
+def _folder_split(root: Path, split: str, held_out: int) -> tuple[list[Path], list[Path]]:
+    """(training paths, held-out paths) of the image folder ``root``; see the module docstring."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    train_dir = root / split if (root / split).is_dir() else root
+    held_dirs = [root / s for s in HELD_OUT_SPLITS if s != split and (root / s).is_dir()]
+    if held_dirs:
+        # Training reads train_dir; when that is the root, never its held-out sub-folders.
+        return _image_paths(train_dir, exclude=tuple(held_dirs)), _image_paths(held_dirs[0])[:held_out]
+    paths = _image_paths(train_dir)
+    if held_out and held_out >= len(paths):
+        raise ValueError(f"{train_dir} holds {len(paths)} images and no val/ or test/ sub-folder: too "
+                         f"few to hold out {held_out} (config.data.num_eval) and train on the rest")
+    return paths[: len(paths) - held_out], paths[len(paths) - held_out:]
+
+
+def _read_images(paths: list[Path], image_size: int) -> np.ndarray:
     return np.stack([imageio.read_image(p, expected_size=(image_size, image_size)) for p in paths])
 
 
-def _tfds_images(name: str, split: str, num: int | None, image_size: int) -> np.ndarray:
+def _tfds_splits(name: str, split: str, held_out: int) -> tuple[str, str]:
+    """(training split, held-out split) of a TFDS dataset, in TFDS's split-slicing syntax."""
+    tfds = _tfds(name)
+    available = tfds.builder(name).info.splits
+    held = next((s for s in ("validation", "test") if s != split and s in available), None)
+    if held is not None:
+        return split, f"{held}[:{held_out}]"
+    return f"{split}[:-{held_out}]" if held_out else split, f"{split}[-{held_out}:]"
+
+
+def _tfds(name: str):
     try:
         import tensorflow_datasets as tfds  # optional: its data sources need no TensorFlow
     except ImportError:
         raise ImportError(f"data source 'tfds:{name}' needs tensorflow-datasets: "
                           "pip install tensorflow-datasets") from None
-    source = tfds.data_source(name, split=split)
+    return tfds
+
+
+def _tfds_images(name: str, split: str, num: int | None, image_size: int) -> np.ndarray:
+    source = _tfds(name).data_source(name, split=split)
     count = len(source) if not num else min(num, len(source))
     images = np.stack([np.asarray(source[i]["image"]) for i in range(count)])
     if images.shape[1:3] != (image_size, image_size):
@@ -55,23 +99,45 @@ def _tfds_images(name: str, split: str, num: int | None, image_size: int) -> np.
     return images
 
 
+def _check_faces(num: int | None, image_size: int, option: str) -> None:
+    if not num:
+        raise ValueError(f"data source 'faces' needs a number of images ({option})")
+    if image_size != 64:
+        raise ValueError(f"data source 'faces' renders 64x64 faces, but the model takes "
+                         f"{image_size}x{image_size} images (config.data.image_size)")
+
+
 def load_images(source: str, split: str = "train", num: int | None = None,
-                image_size: int = 64, seed: int = 0) -> np.ndarray:
-    """All images of a split, uint8 (N, H, W, 3).
+                image_size: int = 64, seed: int = 0, held_out: int = 0) -> np.ndarray:
+    """The training images of a source, uint8 (N, H, W, 3), without its held-out ones.
 
     source: 'faces' (built-in procedural faces, ``num`` of them), a folder path (recursive;
     ``split`` is a sub-folder when it exists, e.g. the lab's train/ and val/), or 'tfds:NAME'.
+    num: at most this many (None or 0: all; 'faces' needs it). held_out: how many images
+    ``load_held_out`` takes where it has to take them from the training images (see the module
+    docstring); those are left out here.
     """
     if source == "faces":
-        if not num:
-            raise ValueError("data source 'faces' needs a number of images (config.data.num_train)")
-        if image_size != 64:
-            raise ValueError(f"data source 'faces' renders 64x64 faces, but the model takes "
-                             f"{image_size}x{image_size} images (config.data.image_size)")
+        _check_faces(num, image_size, "config.data.num_train")
         return faces.faces_split(split, num, seed)
     if source.startswith("tfds:"):
-        return _tfds_images(source[len("tfds:"):], split, num, image_size)
-    folder = Path(os.path.expanduser(source))
-    if (folder / split).is_dir():
-        folder = folder / split
-    return _folder_images(folder, num, image_size)
+        name = source[len("tfds:"):]
+        return _tfds_images(name, _tfds_splits(name, split, held_out)[0], num, image_size)
+    train, _ = _folder_split(Path(os.path.expanduser(source)), split, held_out)
+    return _read_images(train[:num] if num else train, image_size)
+
+
+def load_held_out(source: str, split: str = "train", num: int = 64, image_size: int = 64,
+                  seed: int = 0) -> np.ndarray:
+    """``num`` held-out images of a source, uint8 (num, H, W, 3): never among ``load_images(source,
+    split, ..., held_out=num)``. ``split`` is the training split."""
+    if num < 1:
+        raise ValueError(f"config.data.num_eval={num}: the held-out set needs at least 1 image")
+    if source == "faces":
+        _check_faces(num, image_size, "config.data.num_eval")
+        return faces.faces_split("val", num, seed)
+    if source.startswith("tfds:"):
+        name = source[len("tfds:"):]
+        return _tfds_images(name, _tfds_splits(name, split, num)[1], num, image_size)
+    _, held_out = _folder_split(Path(os.path.expanduser(source)), split, num)
+    return _read_images(held_out, image_size)

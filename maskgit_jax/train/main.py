@@ -27,18 +27,16 @@ from maskgit_jax.visualize import image_grid
 
 def _train_images(config) -> np.ndarray:
     d = config.data
-    return sources.load_images(d.source, d.train_split, d.num_train or None, d.image_size, config.seed)
+    return sources.load_images(d.source, d.train_split, d.num_train or None, d.image_size, config.seed,
+                               held_out=d.num_eval)
 
 
-def _eval_set(config, train_images_fn):
-    """Held-out images with brush masks for the sample grids: (images uint8, known bool)."""
+def _eval_set(config):
+    """The held-out images with brush masks, for the sample grids and the validation loss:
+    (images uint8, known bool); never among the training images."""
     d = config.data
-    if d.source == "faces":
-        return faces.faces_test_set(d.num_eval, seed=config.seed)
-    images = train_images_fn()[: d.num_eval]
-    rng = np.random.default_rng(config.seed)
-    known = np.stack([faces.random_brush_mask(rng, d.image_size) for _ in images])
-    return images, known
+    images = sources.load_held_out(d.source, d.train_split, d.num_eval, d.image_size, config.seed)
+    return images, faces.brush_masks(len(images), config.seed, d.image_size)
 
 
 def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_size: int,
@@ -68,14 +66,14 @@ def _device_batches(data: np.ndarray, batch_size: int, seed: int, mesh, start: i
 
 
 def _run(stage, config, state, start, stage_config, step_fn, device_batches, ckpt, writer,
-         on_sample, progress):
+         on_sample, evaluate, progress):
     """The shared loop of both stages, then the writer and checkpoints closed."""
     state = loop.run(stage=stage, state=state, train_step=step_fn,
                      batches=device_batches,
                      start_step=start, num_steps=stage_config.steps, checkpoints=ckpt, writer=writer,
                      log_every=config.log_every, checkpoint_every=config.checkpoint_every,
                      examples_per_step=stage_config.batch_size, on_sample=on_sample,
-                     sample_every=config.sample_every, progress=progress)
+                     sample_every=config.sample_every, evaluate=evaluate, progress=progress)
     writer.close()
     ckpt.close()
     return state
@@ -97,15 +95,18 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
         seed=config.seed), mesh)
     device_batches = _device_batches(images, t.batch_size, config.seed, mesh, start, t.steps,
                                      flip=t.hflip)
-    eval_images, _ = _eval_set(config, train_images_fn)
+    eval_images, _ = _eval_set(config)
     writer = MetricWriter(workdir, "tokenizer", enabled=jax.process_index() == 0)
 
     def on_sample(state, step):
         recon = tokenizer_stage.reconstruct(model, state.params, eval_images, opts.mean, opts.std)
         writer.image(step, "reconstruction", image_grid([eval_images[:16], recon[:16]]))
 
+    # The held-out images are constants of the compiled function: the same on every process.
+    val_loss = jax.jit(lambda params: tokenizer_stage.validation_loss(
+        params, eval_images, model=model, opts=opts), out_shardings=mesh_lib.replicated(mesh))
     return _run("tokenizer", config, state, start, t, step_fn, device_batches, ckpt, writer, on_sample,
-                progress).params
+                lambda state: {"val_loss": val_loss(state.params)}, progress).params
 
 
 def _tokenizer_for_stage2(config, workdir: Path, mesh, initial: MaskGIT | None):
@@ -133,22 +134,33 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
     step_fn = mesh_lib.jit_train_step(functools.partial(
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
     device_batches = _device_batches(ids, t.batch_size, config.seed, mesh, start, t.steps)
-    eval_images, eval_known = _eval_set(config, train_images_fn)
+    eval_images, eval_known = _eval_set(config)
     # The grids decode as the exported model will: its normalisation and decoding defaults.
     exported = model_config.from_training_config(config)
     sample_cfg = exported.inpaint_config(exported.decoding)
     writer = MetricWriter(workdir, "transformer", enabled=jax.process_index() == 0)
 
     def on_sample(state, step):
-        params = state.ema_params if state.ema_params is not None else state.params
+        params = state.ema_params if _use_ema(config) and state.ema_params is not None else state.params
         result = inpaint.inpaint(vq_model, vq_params, model, params, eval_images, eval_known,
                                  sample_cfg, jax.random.key(config.seed))
         masked = fill_holes(eval_images, eval_known)
         writer.image(step, "inpainting", image_grid([masked[:16], result.images[:16],
                                                      eval_images[:16]]))
 
+    # The held-out images' tokens (no mirrors) with fixed masks: a loss comparable between log points.
+    eval_ids = token_cache.encode_tokens(vq_model, vq_params, eval_images, tuple(config.data.mean),
+                                         tuple(config.data.std))
+    val_loss = jax.jit(lambda params: transformer_stage.validation_loss(
+        params, eval_ids, jax.random.key(config.seed), model=model, opts=opts),
+        out_shardings=mesh_lib.replicated(mesh))
     return _run("transformer", config, state, start, t, step_fn, device_batches, ckpt, writer,
-                on_sample, progress).params
+                on_sample, lambda state: {"val_loss": val_loss(state.params)}, progress).params
+
+
+def _use_ema(config) -> bool:
+    """Whether the sample grids and WORKDIR/model use the EMA parameters (where there are some)."""
+    return config.transformer.get("sample_ema", True)  # absent from configs saved before it existed
 
 
 # What an exported transformer fixes; the rest of config.transformer_model (dropout) is training's.
@@ -216,6 +228,6 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
     if "transformer" in stages:
         train_transformer(config, workdir, mesh, train_images_fn, progress, initial)
         # Every process reads (orbax synchronises them on reads); process 0 writes.
-        exported, params = model_files.read_workdir(workdir)
+        exported, params = model_files.read_workdir(workdir, use_ema=_use_ema(config))
         if jax.process_index() == 0:
             model_files.save(workdir / "model", exported, params, overwrite=True)

@@ -13,9 +13,13 @@ def learning_rate_schedule(lr: float, warmup_steps: int, total_steps: int) -> op
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, 1), 0.0)
 
 
-def _decay_mask(params):
-    # Weight decay on matrices and kernels only, not on biases, norms' scales or 1-d vectors.
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
+def decay_mask(params):
+    """True for the leaves weight decay applies to: the ``kernel`` of every Dense / DenseGeneral /
+    Conv layer, by Flax's naming. Biases, norm scales, token / position / flag embeddings, the
+    codebook and the per-position output bias are not decayed, whatever their shape (as in BERT and
+    the timm/nanoGPT AdamW recipes: decaying them only pulls offsets and scales towards 0)."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
 
 
 def adamw(lr: float, warmup_steps: int, total_steps: int, weight_decay: float, b1: float,
@@ -23,7 +27,7 @@ def adamw(lr: float, warmup_steps: int, total_steps: int, weight_decay: float, b
     return optax.chain(
         optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity(),
         optax.adamw(learning_rate_schedule(lr, warmup_steps, total_steps), b1=b1, b2=b2,
-                    weight_decay=weight_decay, mask=_decay_mask),
+                    weight_decay=weight_decay, mask=decay_mask),
     )
 
 
@@ -54,5 +58,17 @@ def accumulated_value_and_grad(loss_fn: Callable, params: Any, batch: jnp.ndarra
     return jax.tree.map(lambda x: x / num_micro, total)
 
 
-def ema_update(ema_params: Any, params: Any, decay: float) -> Any:
+def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
+    """The EMA decay for the update that makes ``step`` + 1 updates: min(decay, (1 + step) / (10 + step)).
+
+    The warm-up of tf.train.ExponentialMovingAverage(num_updates=...) and of the timm / EfficientNet
+    recipes: early on the average follows the parameters closely (0.1 at the first update, 0.5 at the
+    ninth), so it never holds mostly the random initialisation; the full ``decay`` is reached after
+    about 9 / (1 - decay) updates (9,000 for 0.999).
+    """
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_update(ema_params: Any, params: Any, decay: jax.Array) -> Any:
     return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)

@@ -1,7 +1,8 @@
 """Stage 1: train the VQGAN tokenizer.
 
 Loss = l1 * |x - x'| + l2 * (x - x')^2 + VQ (codebook + beta commitment) [+ GAN hinge after a warm-up].
-Dead codes (unused since the last restart) are re-initialised from encoder outputs every N updates.
+Dead codes (unused since the last restart) are re-initialised from encoder outputs every N updates,
+with their Adam moments reset.
 """
 
 import dataclasses
@@ -51,6 +52,35 @@ def init_state(rng, model: vq_lib.VQGAN, disc: disc_lib.PatchDiscriminator, tx, 
                           code_histogram=jnp.zeros((model.num_codes,), jnp.int32))
 
 
+def reconstruction_loss(recon, x, opts: TokenizerLoss):
+    """(l1_weight * l1 + l2_weight * l2, l1, l2) of a reconstruction ``recon`` of ``x``."""
+    l1 = jnp.mean(jnp.abs(recon - x))
+    l2 = jnp.mean(jnp.square(recon - x))
+    return opts.l1_weight * l1 + opts.l2_weight * l2, l1, l2
+
+
+def validation_loss(params, images_uint8, *, model: vq_lib.VQGAN, opts: TokenizerLoss) -> jax.Array:
+    """The reconstruction part of the training loss on held-out images (no VQ or GAN term: those
+    measure the codebook's and the discriminator's state, not how well images come back)."""
+    x = norm.normalize(images_uint8, opts.mean, opts.std)
+    recon, _ = model.apply({"params": params}, x)
+    return reconstruction_loss(recon.astype(jnp.float32), x, opts)[0]
+
+
+def reset_codebook_moments(opt_state, rows_K: jax.Array):
+    """``opt_state`` with the codebook rows flagged in ``rows_K`` (K,) zeroed in every slot shaped
+    like the parameters (Adam's first and second moments).
+
+    A re-seeded code starts afresh: the moments its dead predecessor left (usually decayed towards 0,
+    or the drift that killed it) would otherwise steer its first updates.
+    """
+    def reset(path, x):
+        names = [getattr(k, "key", None) for k in path[-2:]]
+        return jnp.where(rows_K[:, None], jnp.zeros_like(x), x) if names == ["codebook", "embedding"] else x
+
+    return jax.tree_util.tree_map_with_path(reset, opt_state)
+
+
 def train_step(state: TokenizerState, images_uint8, *, model: vq_lib.VQGAN,
                disc: disc_lib.PatchDiscriminator, tx, disc_tx, opts: TokenizerLoss, seed: int):
     """One update of the tokenizer (and the discriminator, once on). Pure; returns (state, metrics)."""
@@ -61,9 +91,8 @@ def train_step(state: TokenizerState, images_uint8, *, model: vq_lib.VQGAN,
     def loss_fn(params):
         recon, aux = model.apply({"params": params}, x)
         recon = recon.astype(jnp.float32)
-        l1 = jnp.mean(jnp.abs(recon - x))
-        l2 = jnp.mean(jnp.square(recon - x))
-        loss = opts.l1_weight * l1 + opts.l2_weight * l2 + aux["vq_loss"]
+        rec_loss, l1, l2 = reconstruction_loss(recon, x, opts)
+        loss = rec_loss + aux["vq_loss"]
         g_loss = jnp.zeros(())
         if opts.disc_weight > 0:
             g_loss = disc_lib.hinge_g_loss(disc.apply({"params": state.disc_params}, recon))
@@ -98,6 +127,7 @@ def train_step(state: TokenizerState, images_uint8, *, model: vq_lib.VQGAN,
         fresh = vq_lib.restart_dead_codes(codebook, histogram, candidates, restart_rng)
         metrics["dead_codes"] = jnp.sum(histogram == 0)
         params = {**params, "codebook": {"embedding": jnp.where(restart, fresh, codebook)}}
+        opt_state = reset_codebook_moments(opt_state, restart & (histogram == 0))
         histogram = jnp.where(restart, jnp.zeros_like(histogram), histogram)
 
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,

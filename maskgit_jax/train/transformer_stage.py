@@ -77,8 +77,10 @@ def fill_with_guesses(rng, inputs_BxL, masked_BxL, guesses_BxL, fraction: float)
 
 
 def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransformer,
-                      opts: MaskedTokenLoss):
-    """Mean cross-entropy over the scored positions and metrics; ``tokens_BxL`` holds real codes."""
+                      opts: MaskedTokenLoss, train: bool = True):
+    """Mean cross-entropy over the scored positions and metrics; ``tokens_BxL`` holds real codes.
+
+    train=False: no dropout (the validation loss)."""
     mask_rng, dropout_rng = jax.random.split(rng)
     batch, seq_len = tokens_BxL.shape
     grid = int(round(seq_len ** 0.5))
@@ -91,7 +93,7 @@ def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransforme
         guesses_BxL = jnp.argmax(first_BxLxV[..., : model.num_codes], axis=-1)
         inputs_BxL, masked_BxL, predicted_BxL = fill_with_guesses(
             jax.random.fold_in(mask_rng, 1), inputs_BxL, masked_BxL, guesses_BxL, opts.self_condition)
-    logits_BxLxV = model.apply({"params": params}, inputs_BxL, train=True,
+    logits_BxLxV = model.apply({"params": params}, inputs_BxL, train=train,
                                predicted_BxL=predicted_BxL, rngs={"dropout": dropout_rng})
     # [MASK] is never a target: score the real codes only.
     logits_BxLxK = logits_BxLxV[..., : model.num_codes]
@@ -106,6 +108,13 @@ def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransforme
     return loss, metrics
 
 
+def validation_loss(params, tokens_BxL, rng, *, model: BidirectionalTransformer,
+                    opts: MaskedTokenLoss) -> jax.Array:
+    """The training loss without dropout on held-out ``tokens_BxL``; a fixed ``rng`` fixes the masks,
+    so values at different steps differ only by the parameters."""
+    return masked_token_loss(params, tokens_BxL, rng, model=model, opts=opts, train=False)[0]
+
+
 def train_step(state: TransformerState, tokens_BxL, *, model: BidirectionalTransformer, tx,
                opts: MaskedTokenLoss, seed: int):
     """One optimizer update over the global batch (in ``grad_accum`` micro-batches)."""
@@ -115,7 +124,8 @@ def train_step(state: TransformerState, tokens_BxL, *, model: BidirectionalTrans
                                                             opts.grad_accum)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    ema = optim.ema_update(state.ema_params, params, opts.ema_decay) if opts.ema_decay else None
+    ema = (optim.ema_update(state.ema_params, params, optim.ema_decay_at(state.step, opts.ema_decay))
+           if opts.ema_decay else None)
     metrics.update(loss=loss, grad_norm=optax.tree.norm(grads))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                          ema_params=ema), metrics

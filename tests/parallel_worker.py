@@ -1,0 +1,79 @@
+"""A few updates of the tiny config at a non-zero learning rate; the parameters before and after.
+
+Run by test_distributed.py as a subprocess (XLA_FLAGS fixes its device count before JAX starts):
+
+    python tests/parallel_worker.py WORKDIR OUT.npz STAGES [PORT NUM_PROCESSES PROCESS_ID]
+
+Process 0 writes OUT.npz: ``{stage}/{step}/{leaf path}`` for the initial parameters (step 0) and
+those of the last checkpoint (step STEPS), ``{stage}/loss`` and ``{stage}/grad_norm`` (one value per
+update), and ``devices`` / ``processes``.
+"""
+
+import sys
+
+import jax
+import numpy as np
+
+from maskgit_jax import mesh as mesh_lib
+from maskgit_jax.configs import faces as faces_config
+from maskgit_jax.train import distributed, experiment, main
+from maskgit_jax.train.metric_writer import read_metrics
+
+STEPS = 5
+
+
+def config(stages: str):
+    c = faces_config.get_config("tiny")
+    c.stages = stages
+    for stage in (c.tokenizer, c.transformer):
+        stage.steps = STEPS
+        # The tiny configs warm up over one update, i.e. make the first at learning rate 0; here
+        # every update runs at a non-zero rate (cosine from the peak: 0.1 x the peak at the last).
+        stage.warmup_steps = 0
+    c.tokenizer.disc_start = 1  # the discriminator and its GAN term take part from the 2nd update
+    c.checkpoint_every, c.sample_every = STEPS, 0
+    return c
+
+
+def _init_and_abstract(stage: str, c) -> tuple:
+    """(init function of the stage's state, its abstract state replicated over the mesh)."""
+    return (experiment.tokenizer_init if stage == "tokenizer" else
+            experiment.transformer_init)(c, mesh_lib.replicated(mesh_lib.make_mesh()))
+
+
+def _flat(prefix: str, state) -> dict:
+    trees = {"params": state.params}
+    if getattr(state, "disc_params", None) is not None:
+        trees["disc_params"] = state.disc_params
+    return {f"{prefix}/{name}{jax.tree_util.keystr(path)}": np.asarray(leaf)
+            for name, tree in trees.items()
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def main_(workdir: str, out: str, stages: str, port: str = "", num_processes: str = "1",
+          process_id: str = "0") -> None:
+    if int(num_processes) > 1:
+        distributed.initialize(f"127.0.0.1:{port}", int(num_processes), int(process_id))
+    c = config(stages)
+    main.train_and_evaluate(c, workdir, progress=False)
+    arrays = {"devices": np.int64(jax.device_count()), "processes": np.int64(jax.process_count())}
+    for stage in experiment.parse_stages(stages):
+        init, abstract = _init_and_abstract(stage, c)
+        ckpt = experiment.checkpoints(workdir, stage, c)
+        steps = sorted(ckpt.manager.all_steps())
+        states = [(s, ckpt.restore(abstract, s)) for s in steps]  # every process takes part
+        ckpt.close()
+        if jax.process_index() != 0:
+            continue
+        arrays.update(_flat(f"{stage}/0", jax.jit(init)()))
+        for s, state in states:
+            arrays.update(_flat(f"{stage}/{s}", state))
+        rows = read_metrics(f"{workdir}/metrics_{stage}.jsonl")
+        arrays[f"{stage}/loss"] = np.array([r["loss"] for r in rows])
+        arrays[f"{stage}/grad_norm"] = np.array([r["grad_norm"] for r in rows])
+    if jax.process_index() == 0:
+        np.savez(out, **arrays)
+
+
+if __name__ == "__main__":
+    main_(*sys.argv[1:])
