@@ -101,6 +101,8 @@ SAMPLE = [
     ("--sample_temperature=-1 --output={d}/o", "sample_temperature must be a finite number >= 0"),
     ("--input={d}/lab --fid --fid_weights={d}/crc.pt --output={d}/o", "crc.pt: corrupt torch zip"),
     ("--model=faces-large", "neither a shipped model"),
+    ("--noema --num=2 --output={d}/o", "an exported model holds one set of parameters"),
+    ("--step=3 --num=2 --output={d}/o", "an exported model holds one set of parameters"),
     ("--num=abc", "flag --num=abc"),
 ]
 

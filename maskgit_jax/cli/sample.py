@@ -26,6 +26,9 @@ flags.DEFINE_string("model", None, f"A shipped model ({', '.join(pretrained.name
                     f"read from ${official_download.ENV_DIR}), a folder of official checkpoints, an "
                     f"exported model folder or a training workdir; default: {DEFAULT_MODEL}.")
 flags.DEFINE_string("workdir", None, "A training workdir (train.py --workdir); the same as --model=PATH.")
+flags.DEFINE_integer("step", None, "A training workdir's checkpoint step (default: its latest).")
+flags.DEFINE_bool("ema", True, "A training workdir: sample with the EMA parameters (--noema: the raw "
+                  "ones). An exported model holds one set.")
 flags.DEFINE_string("image", None, "A picture (any size) or a folder of pictures to inpaint; needs --mask.")
 flags.DEFINE_string("mask", None, "The picture's mask (same size; white = known, black = missing, gray "
                     "threshold 128), or a folder of masks with the pictures' names.")
@@ -187,7 +190,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     decoding = {name: FLAGS[name].value for name in DECODING_FLAGS}
     name = _model_name()
-    model = MaskGIT.from_pretrained(name)
+    model = MaskGIT.from_pretrained(name, step=FLAGS.step, use_ema=FLAGS.ema)
     if FLAGS.image:
         _pictures(model, decoding)
     else:
