@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -25,10 +26,45 @@ from test_train import ROOT, tiny_config
 TOKENIZER_ONLY = {"stages": "tokenizer", "sample_every": 0, "tokenizer.steps": 6}
 
 
+# A training run in its own process (to be killed, or to fill JAX's persistent compilation cache
+# that later runs of the same steps read instead of compiling again).
+TRAIN_SCRIPT = """
+import json, sys
+from maskgit_jax.configs import faces as faces_config
+from maskgit_jax.train import main
+config = faces_config.get_config("tiny")
+for key, value in json.loads(sys.argv[2]).items():
+    node = config
+    *path, last = key.split(".")
+    for p in path:
+        node = node[p]
+    node[last] = value
+main.train_and_evaluate(config, sys.argv[1], progress=False)
+"""
+
+
+def _start_run(workdir: Path, overrides: dict, cache_dir: Path) -> subprocess.Popen:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
+               JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    return subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(workdir), json.dumps(overrides)],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
 @pytest.fixture(scope="module")
-def tokenizer_run(tmp_path_factory):
+def compilation_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax_cache")
+
+
+@pytest.fixture(scope="module")
+def tokenizer_run(tmp_path_factory, compilation_cache):
+    """The uninterrupted run the others are compared with (its process compiles the steps once
+    for the killed runs too)."""
     workdir = tmp_path_factory.mktemp("tokenizer_run")
-    main.train_and_evaluate(tiny_config(**TOKENIZER_ONLY), workdir, progress=False)
+    proc = _start_run(workdir, TOKENIZER_ONLY, compilation_cache)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
     return workdir
 
 
@@ -62,6 +98,24 @@ def _params(workdir: Path, step: int):
     return jax.tree.leaves(model_files.read_workdir(workdir, step=step)[1])
 
 
+def _tensorboard_scalars(folder: Path) -> dict[tuple[str, int], list[float]]:
+    """{(tag, step): values} of the event files in ``folder`` as TensorBoard shows them: a session
+    start at step T hides the events of steps >= T written before it (its purge rule)."""
+    from tensorboardX.proto import event_pb2
+    values: dict[tuple[str, int], list[float]] = {}
+    for path in sorted(folder.iterdir()):  # events.out.tfevents.<creation time>...
+        data, at = path.read_bytes(), 0
+        while at < len(data):  # TFRecord: length (8 bytes), its CRC (4), the event, its CRC (4)
+            (length,) = struct.unpack("<Q", data[at: at + 8])
+            event = event_pb2.Event.FromString(data[at + 12: at + 12 + length])
+            at += 12 + length + 4
+            if event.session_log.status == event_pb2.SessionLog.START:
+                values = {key: v for key, v in values.items() if key[1] < event.step}
+            for value in event.summary.value:
+                values.setdefault((value.tag, event.step), []).append(value.simple_value)
+    return values
+
+
 def test_resume_sets_an_unreadable_latest_checkpoint_aside_and_continues_identically(
         tokenizer_run, tmp_path, caplog):
     workdir = _copy(tokenizer_run, tmp_path / "run")
@@ -80,6 +134,9 @@ def test_resume_sets_an_unreadable_latest_checkpoint_aside_and_continues_identic
     # One metric row per step: the rows of steps 5 and 6 that the first run wrote were dropped.
     rows = read_metrics(workdir / "metrics_tokenizer.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    shown = _tensorboard_scalars(workdir / "tensorboard" / "tokenizer")
+    assert sorted(step for tag, step in shown if tag == "tokenizer/loss") == [1, 2, 3, 4, 5, 6]
+    assert all(len(values) == 1 for values in shown.values()), shown
 
 
 def test_reading_a_workdir_skips_an_unreadable_latest_checkpoint_and_leaves_it(
@@ -119,6 +176,14 @@ def test_a_changed_model_is_refused_and_leaves_the_workdir_untouched(tokenizer_r
     assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
+def test_an_exported_model_folder_is_not_taken_for_a_workdir(tmp_path):
+    folder = _copy(ROOT / "maskgit_jax" / "pretrained" / "faces-small", tmp_path / "model")
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="holds an exported model"):
+        main.train_and_evaluate(tiny_config(**TOKENIZER_ONLY), folder, progress=False)
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
 def test_allowed_changes_are_saved_and_recorded(tokenizer_run, tmp_path, caplog):
     """More steps and another transformer (stage 2 has no checkpoint yet): resumed, recorded."""
     workdir = _copy(tokenizer_run, tmp_path / "run")
@@ -133,34 +198,6 @@ def test_allowed_changes_are_saved_and_recorded(tokenizer_run, tmp_path, caplog)
     assert [r["step"] for r in read_metrics(workdir / "metrics_tokenizer.jsonl")] == list(range(1, 9))
 
 
-# One training run in its own process, to be killed: the tiny tokenizer of ``tokenizer_run`` with a
-# checkpoint after every update, so that most moments fall inside an asynchronous write.
-KILLABLE_RUN = """
-import json, sys
-from maskgit_jax.configs import faces as faces_config
-from maskgit_jax.train import main
-config = faces_config.get_config("tiny")
-for key, value in json.loads(sys.argv[2]).items():
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-        node = node[p]
-    node[last] = value
-main.train_and_evaluate(config, sys.argv[1], progress=False)
-"""
-
-
-def _start_killable_run(workdir: Path, cache_dir: Path) -> subprocess.Popen:
-    # The compiled steps are shared through JAX's persistent cache: only the first run compiles.
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
-               JAX_COMPILATION_CACHE_DIR=str(cache_dir),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-    overrides = json.dumps({**TOKENIZER_ONLY, "checkpoint_every": 1})
-    return subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, str(workdir), overrides], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 def _writes_in_progress(workdir: Path) -> list[str]:
     folder = workdir / "checkpoints" / "tokenizer"
     return [name for name in (os.listdir(folder) if folder.is_dir() else [])
@@ -168,16 +205,17 @@ def _writes_in_progress(workdir: Path) -> list[str]:
 
 
 def test_kill_9_during_checkpoint_writes_then_resume_reaches_the_same_parameters(
-        tokenizer_run, tmp_path):
+        tokenizer_run, compilation_cache, tmp_path):
     """Killed 3 times, each time a random 0-30 ms after an asynchronous checkpoint write began
     (the first or second write of that run), then resumed: the final parameters and every
     step's loss are those of the uninterrupted run, bit for bit, with one metric row per step."""
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
-    workdir, cache_dir = tmp_path / "run", tmp_path / "jax_cache"
+    workdir = tmp_path / "run"
+    every_update = {**TOKENIZER_ONLY, "checkpoint_every": 1}  # most moments are inside a write
     mid_write = 0
     for _ in range(3):
-        proc = _start_killable_run(workdir, cache_dir)
+        proc = _start_run(workdir, every_update, compilation_cache)
         writes_seen, seen, skip = 0, set(), rng.randint(0, 1)
         while proc.poll() is None:
             new = set(_writes_in_progress(workdir)) - seen
@@ -191,7 +229,7 @@ def test_kill_9_during_checkpoint_writes_then_resume_reaches_the_same_parameters
         proc.wait()
         mid_write += bool(_writes_in_progress(workdir))  # the write it was killed in never finished
         assert proc.returncode == -signal.SIGKILL, (seed, proc.stderr.read()[-3000:])
-    proc = _start_killable_run(workdir, cache_dir)
+    proc = _start_run(workdir, every_update, compilation_cache)
     assert proc.wait(timeout=600) == 0, (seed, proc.stderr.read()[-3000:])
     for got, want in zip(_params(workdir, 6), _params(tokenizer_run, 6)):
         np.testing.assert_array_equal(got, want, err_msg=f"random seed {seed}")

@@ -65,6 +65,8 @@ def quiet_orbax():
 
 def unreadable(step_dir: Path, error: BaseException) -> UnreadableCheckpointError:
     """The one-line error of a step folder that failed to read with ``error``."""
+    while error.__cause__ is not None:  # orbax wraps TensorStore's error (which names the file)
+        error = error.__cause__
     first_line = (str(error).splitlines() or [""])[0]
     first_line = first_line if len(first_line) <= 120 else first_line[:117] + "..."
     failure = UnreadableCheckpointError(f"{step_dir}: unreadable checkpoint "

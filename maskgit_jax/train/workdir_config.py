@@ -66,6 +66,9 @@ def changes_on_resume(config: ml_collections.ConfigDict, workdir: Path) -> dict[
     path = workdir / CONFIG_FILE
     if not path.exists():
         return {}
+    if model_files.is_exported(workdir):
+        raise ValueError(f"{workdir}: holds an exported model ({path} is its config), not a training "
+                         "workdir; choose another workdir")
     saved = flat(model_files.training_config(workdir).to_dict())
     new = flat(json.loads(config.to_json_best_effort()))
     changes = {key: [saved.get(key), new.get(key)] for key in sorted(saved.keys() | new.keys())
