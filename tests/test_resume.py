@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from maskgit_jax import model_files
-from maskgit_jax.train import checkpoint, main
+from maskgit_jax.train import checkpoint, experiment, main
 from maskgit_jax.train.metric_writer import read_metrics
 
 from test_train import ROOT, tiny_config
@@ -254,3 +254,17 @@ def test_the_token_cache_is_rebuilt_when_the_images_change(tokenizer_run, tmp_pa
         assert second["ids"].shape[0] == 2 * 32
     rebuilt = [w for w in _warnings(caplog) if "rebuilding the token cache" in w]
     assert rebuilt == [f"{cache}: rebuilding the token cache: data.num_train changed"], rebuilt
+
+
+def test_a_checkpoint_that_does_not_fit_the_state_is_an_error_not_a_fallback(tokenizer_run):
+    """Another architecture's state (what a code or config change could ask for) is refused with
+    the differing arrays named, and no step is taken for unreadable and set aside."""
+    config = tiny_config(**{**TOKENIZER_ONLY, "vqgan.latent_dim": 16})
+    _, abstract = experiment.tokenizer_init(config, None)
+    ckpt = experiment.checkpoints(tokenizer_run, "tokenizer", config)
+    with pytest.raises(checkpoint.CheckpointMismatchError,
+                       match=r"tokenizer/6: the checkpoint does not fit the config \(.*"
+                             r"codebook\.embedding: saved \(32, 8\), config \(32, 16\)"):
+        ckpt.restore(abstract, set_aside=True)
+    ckpt.close()
+    assert _steps(tokenizer_run) == ["2", "4", "6"]
