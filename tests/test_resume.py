@@ -44,13 +44,19 @@ main.train_and_evaluate(config, sys.argv[1], progress=False)
 
 
 def _start_run(workdir: Path, overrides: dict, cache_dir: Path) -> subprocess.Popen:
+    """The run's messages go to ``workdir``.stderr (a file: a full pipe would stall it)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
                JAX_COMPILATION_CACHE_DIR=str(cache_dir),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-    return subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(workdir), json.dumps(overrides)],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    with _stderr(workdir).open("a") as stderr:
+        return subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(workdir),
+                                 json.dumps(overrides)], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def _stderr(workdir: Path) -> Path:
+    return workdir.with_name(workdir.name + ".stderr")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +70,7 @@ def tokenizer_run(tmp_path_factory, compilation_cache):
     for the killed runs too)."""
     workdir = tmp_path_factory.mktemp("tokenizer_run")
     proc = _start_run(workdir, TOKENIZER_ONLY, compilation_cache)
-    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    assert proc.wait(timeout=600) == 0, _stderr(workdir).read_text()[-3000:]
     return workdir
 
 
@@ -228,9 +234,9 @@ def test_kill_9_during_checkpoint_writes_then_resume_reaches_the_same_parameters
             time.sleep(0.002)
         proc.wait()
         mid_write += bool(_writes_in_progress(workdir))  # the write it was killed in never finished
-        assert proc.returncode == -signal.SIGKILL, (seed, proc.stderr.read()[-3000:])
+        assert proc.returncode == -signal.SIGKILL, (seed, _stderr(workdir).read_text()[-3000:])
     proc = _start_run(workdir, every_update, compilation_cache)
-    assert proc.wait(timeout=600) == 0, (seed, proc.stderr.read()[-3000:])
+    assert proc.wait(timeout=600) == 0, (seed, _stderr(workdir).read_text()[-3000:])
     for got, want in zip(_params(workdir, 6), _params(tokenizer_run, 6)):
         np.testing.assert_array_equal(got, want, err_msg=f"random seed {seed}")
     rows = read_metrics(workdir / "metrics_tokenizer.jsonl")
