@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from maskgit_jax import model_files
-from maskgit_jax.train import checkpoint, experiment, main
+from maskgit_jax.data import faces
+from maskgit_jax.models import from_config
+from maskgit_jax.train import checkpoint, experiment, main, token_cache
 from maskgit_jax.train.metric_writer import read_metrics
 
 from test_train import ROOT, tiny_config
@@ -246,20 +248,44 @@ def test_kill_9_during_checkpoint_writes_then_resume_reaches_the_same_parameters
     assert mid_write >= 1, f"no kill landed inside a checkpoint write (random seed {seed})"
 
 
-def test_the_token_cache_is_rebuilt_when_the_images_change(tokenizer_run, tmp_path, caplog):
-    workdir = _copy(tokenizer_run, tmp_path / "run")
-    stage2 = {"stages": "transformer", "sample_every": 0, "tokenizer.steps": 6}
-    main.train_and_evaluate(tiny_config(**stage2, **{"transformer.steps": 1}), workdir, progress=False)
-    cache = workdir / "token_cache.npz"
-    with np.load(cache) as first:
-        assert first["ids"].shape[0] == 2 * 64  # the images and their mirror images
-    caplog.clear()
-    main.train_and_evaluate(tiny_config(**stage2, **{"transformer.steps": 2, "data.num_train": 32}),
-                            workdir, progress=False)
-    with np.load(cache) as second:
-        assert second["ids"].shape[0] == 2 * 32
-    rebuilt = [w for w in _warnings(caplog) if "rebuilding the token cache" in w]
-    assert rebuilt == [f"{cache}: rebuilding the token cache: data.num_train changed"], rebuilt
+def test_the_token_cache_is_rebuilt_when_what_made_it_changes(tmp_path, caplog):
+    """The cache key as stage 2 makes it: a changed image count, normalisation or tokenizer
+    rebuilds the cache with one line naming the change; the same key reuses it."""
+    config = tiny_config()
+    model = from_config.vqgan(config)
+    params = jax.jit(experiment.tokenizer_init(config, None)[0])().params
+    images = faces.faces_split("train", 8)
+    path = tmp_path / "token_cache.npz"
+
+    def load_or_build(config, params):
+        """(ids, whether the images were encoded, the rebuild lines logged)."""
+        caplog.clear()
+        encoded = []
+        ids = token_cache.load_or_build(
+            path, token_cache.cache_key(config, params, flips=True), model, params,
+            lambda: encoded.append(True) or images[: config.data.num_train],
+            tuple(config.data.mean), tuple(config.data.std), flips=True)
+        return ids, bool(encoded), [w for w in _warnings(caplog) if "rebuilding" in w]
+
+    config.data.num_train = 8
+    first, encoded, _ = load_or_build(config, params)
+    assert encoded and first.shape[0] == 2 * 8  # the images and their mirror images
+    again, encoded, logged = load_or_build(config, params)
+    assert not encoded and not logged
+    np.testing.assert_array_equal(again, first)
+
+    config.data.num_train = 4
+    fewer, encoded, logged = load_or_build(config, params)
+    assert encoded and fewer.shape[0] == 2 * 4
+    assert logged == [f"{path}: rebuilding the token cache: data.num_train changed"]
+
+    config.data.std = (0.25, 0.25, 0.25)
+    _, encoded, logged = load_or_build(config, params)
+    assert encoded and logged == [f"{path}: rebuilding the token cache: data.std changed"]
+
+    retrained = jax.tree.map(lambda x: x + 1e-3, params)  # another tokenizer, same shapes
+    _, encoded, logged = load_or_build(config, retrained)
+    assert encoded and logged == [f"{path}: rebuilding the token cache: tokenizer_params_sha256 changed"]
 
 
 def test_a_checkpoint_that_does_not_fit_the_state_is_an_error_not_a_fallback(tokenizer_run):
