@@ -12,7 +12,6 @@ only: its config.json is a training config, and only the ``params`` (or ``ema_pa
 its orbax checkpoints are restored, without building any optimizer or train state.
 """
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any, Optional
 import jax
 import msgpack
 import numpy as np
-from absl import logging
 from flax import serialization
 from ml_collections import ConfigDict
 
@@ -117,33 +115,22 @@ def load(folder: str | os.PathLike) -> tuple[mc.ModelConfig, dict]:
 
 # --- training workdirs -------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _quiet_orbax():
-    """Orbax warns about read-only managers and metadata it does not need on every read; a user
-    loading a model should not see that (errors still raise)."""
-    level = logging.get_verbosity()
-    logging.set_verbosity(logging.ERROR)
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-
-
 def training_config(workdir: Path) -> ConfigDict:
     return ConfigDict(_read_json(workdir / CONFIG_FILE))
 
 
-@_quiet_orbax()
 def checkpoint_steps(workdir: Path, stage: str) -> list[int]:
     """The saved steps of one stage's checkpoints, oldest first (none: [])."""
     import orbax.checkpoint as ocp  # only workdirs need it: loading an exported model does not
+    from maskgit_jax.train.checkpoint import quiet_orbax
     directory = (workdir / "checkpoints" / stage).absolute()
     if not directory.is_dir():
         return []
-    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-        read_only=True, create=False))
-    steps = sorted(manager.all_steps())
-    manager.close()
+    with quiet_orbax():
+        manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+            read_only=True, create=False))
+        steps = sorted(manager.all_steps())
+        manager.close()
     return steps
 
 
@@ -151,11 +138,14 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
                  use_ema: bool = True) -> tuple[mc.ModelConfig, dict]:
     """(config, params) of a training workdir: its latest tokenizer checkpoint and the transformer
     checkpoint at ``step`` (default: the latest; the EMA parameters where the run kept them).
+    Without ``step``, a latest checkpoint that cannot be read is skipped for the newest readable
+    one, with one warning line; it stays on disk.
 
     A workdir with no transformer checkpoint gives the tokenizer alone (``step`` then picks the
     tokenizer's checkpoint); one with no tokenizer checkpoint takes the tokenizer of the model it
     started from (WORKDIR/initial_model, e.g. the course's VQGAN). No optimizer state is read.
     """
+    from maskgit_jax.train.checkpoint import newest_readable, warn_skipped
     workdir = Path(workdir)
     if not (workdir / CONFIG_FILE).is_file():
         raise ModelFileError(f"{workdir / CONFIG_FILE} not found: is {workdir} a trained workdir "
@@ -168,19 +158,25 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
     if not steps["tokenizer"] and not is_exported(initial):
         raise ModelFileError(f"no tokenizer checkpoint in {workdir / 'checkpoints' / 'tokenizer'}: "
                              "train stage 1 first (--config.stages=tokenizer)")
-    chosen = {stage: found[-1] for stage, found in steps.items() if found}
     last_stage = "transformer" if steps["transformer"] or not steps["tokenizer"] else "tokenizer"
-    if step is not None:
-        if step not in steps[last_stage]:
-            raise ModelFileError(f"{workdir}: no {last_stage} checkpoint at step {step}; "
-                                 f"saved steps: {steps[last_stage]}")
-        chosen[last_stage] = step
+    if step is not None and step not in steps[last_stage]:
+        raise ModelFileError(f"{workdir}: no {last_stage} checkpoint at step {step}; "
+                             f"saved steps: {steps[last_stage]}")
     params, about = {}, {"source": str(workdir)}
     if not steps["tokenizer"]:
         params["tokenizer"] = load(initial)[1]["tokenizer"]
         about["tokenizer_step"] = f"{INITIAL_MODEL} (config.init_from={config.get('init_from')})"
-    for stage, at in chosen.items():
-        params[stage], ema = _restore_params(workdir / "checkpoints" / stage / str(at), use_ema)
+    for stage, found in steps.items():
+        if not found:
+            continue
+        directory = workdir / "checkpoints" / stage
+        read = lambda at: _restore_params(directory / str(at), use_ema)
+        if step is not None and stage == last_stage:
+            at, (params[stage], ema) = step, read(step)  # the step asked for, or its error
+        else:
+            at, (params[stage], ema), failures = newest_readable(directory, found, read)
+            for failure in failures:
+                warn_skipped(failure, at, "the folder is left as it is")
         about[f"{stage}_step"] = at
         if stage == "transformer":
             about["ema"] = ema
@@ -188,31 +184,32 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
     return model, params
 
 
-@_quiet_orbax()
 def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
     """The ``params`` (or ``ema_params``) item of one orbax train-state checkpoint, as NumPy arrays,
-    and whether they are the EMA ones.
+    and whether they are the EMA ones; ``UnreadableCheckpointError`` when its files are bad.
 
     Every process of a multi-process run must call it: orbax synchronises the processes on reads.
     """
     import orbax.checkpoint as ocp
+    from maskgit_jax.train.checkpoint import is_read_failure, quiet_orbax, unreadable
     path = (step_dir / "default").absolute()
     checkpointer = ocp.PyTreeCheckpointer()
     try:
-        tree = checkpointer.metadata(path).item_metadata
-        tree = getattr(tree, "tree", tree)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-        raise ModelFileError(f"{step_dir}: not a readable checkpoint ({type(e).__name__})") from None
-    ema = use_ema and tree.get("ema_params") is not None
-    name = "ema_params" if ema else "params"
-    wanted = {name: tree[name]}
-    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-    try:
-        restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-            item=wanted, restore_args=restore_args, partial_restore=True))
-    except (FileNotFoundError, ValueError, OSError) as e:
-        raise ModelFileError(f"{step_dir}: cannot read its parameters ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        with quiet_orbax():
+            tree = checkpointer.metadata(path).item_metadata
+            tree = getattr(tree, "tree", tree)
+            if tree is None:
+                raise FileNotFoundError("no array metadata")
+            ema = use_ema and tree.get("ema_params") is not None
+            name = "ema_params" if ema else "params"
+            wanted = {name: tree[name]}
+            restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+            restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+                item=wanted, restore_args=restore_args, partial_restore=True))
+    except Exception as e:  # orbax and TensorStore raise many kinds; see is_read_failure
+        if not is_read_failure(e):
+            raise
+        raise unreadable(step_dir, e) from None
     return restored[name], ema
 
 

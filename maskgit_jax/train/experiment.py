@@ -2,7 +2,9 @@
 
 workdir/
   config.json                        the config of the run (sample.py rebuilds the models from it)
-  checkpoints/{tokenizer,transformer}/<step>/   orbax checkpoints
+  config_changes.jsonl               settings changed on resume, old and new (workdir_config.py)
+  checkpoints/{tokenizer,transformer}/<step>/   orbax checkpoints (<step>.corrupt-<time>: an
+                                     unreadable one a resumed run set aside)
   token_cache.npz                    the training set as token ids (stage 2 input)
   metrics_{stage}.jsonl, tensorboard/, samples/
 """
@@ -27,11 +29,6 @@ def parse_stages(stages: str) -> list[str]:
     if unknown or not names:
         raise ValueError(f"config.stages={stages!r}: use a comma-separated subset of {', '.join(STAGES)}")
     return names
-
-
-def save_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
@@ -98,22 +95,22 @@ def transformer_init(config, mesh_sharding):
 # --- trained parameters ------------------------------------------------------------------------
 
 def restore_tokenizer(config, workdir: Path, sharding):
-    """(step, params) of the latest stage-1 checkpoint."""
+    """(step, params) of the newest readable stage-1 checkpoint."""
     ckpt = checkpoints(workdir, "tokenizer", config)
-    step = ckpt.latest_step()
-    if step is None:
+    if ckpt.latest_step() is None:
         raise FileNotFoundError(f"no tokenizer checkpoint in {ckpt.directory}: train stage 1 first "
                                 "(--config.stages=tokenizer)")
     _, abstract = tokenizer_init(config, sharding)
-    return step, ckpt.restore(abstract, step).params
+    step, state = ckpt.restore(abstract)
+    return step, state.params
 
 
 def restore_transformer(config, workdir: Path, sharding, use_ema: bool = True):
-    """(step, params) of the latest stage-2 checkpoint; the EMA parameters when there are some."""
+    """(step, params) of the newest readable stage-2 checkpoint; the EMA parameters when there
+    are some."""
     ckpt = checkpoints(workdir, "transformer", config)
-    step = ckpt.latest_step()
-    if step is None:
+    if ckpt.latest_step() is None:
         raise FileNotFoundError(f"no transformer checkpoint in {ckpt.directory}: train stage 2 first")
     _, abstract = transformer_init(config, sharding)
-    state = ckpt.restore(abstract, step)
+    step, state = ckpt.restore(abstract)
     return step, state.ema_params if use_ema and state.ema_params is not None else state.params

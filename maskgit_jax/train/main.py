@@ -19,7 +19,7 @@ from maskgit_jax.data import batches, faces, sources
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.models import from_config
 from maskgit_jax.pipeline import MaskGIT
-from maskgit_jax.train import experiment, loop, token_cache
+from maskgit_jax.train import experiment, loop, token_cache, workdir_config
 from maskgit_jax.train import tokenizer_stage, transformer_stage
 from maskgit_jax.train.metric_writer import MetricWriter
 from maskgit_jax.visualize import image_grid
@@ -41,14 +41,15 @@ def _eval_set(config):
 
 def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_size: int,
            initial_params=None):
-    """(checkpoints, state, step): the latest checkpoint's state, or a fresh one at step 0 (with
-    ``initial_params``, when given, as its parameters)."""
+    """(checkpoints, state, step): the newest readable checkpoint's state (unreadable newer ones
+    are set aside), or a fresh one at step 0 (with ``initial_params``, when given, as its
+    parameters)."""
     init, abstract = init_and_abstract
     mesh_lib.check_batch_size(batch_size, mesh, f"config.{stage}.batch_size")
     ckpt = experiment.checkpoints(workdir, stage, config)
-    step = ckpt.latest_step()
-    if step is not None:
-        return ckpt, ckpt.restore(abstract, step), step
+    if ckpt.latest_step() is not None:
+        step, state = ckpt.restore(abstract, set_aside=True)
+        return ckpt, state, step
     state = jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()
     if initial_params is not None:
         params = jax.device_put(initial_params, mesh_lib.replicated(mesh))
@@ -96,7 +97,8 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
     device_batches = _device_batches(images, t.batch_size, config.seed, mesh, start, t.steps,
                                      flip=t.hflip)
     eval_images, _ = _eval_set(config)
-    writer = MetricWriter(workdir, "tokenizer", enabled=jax.process_index() == 0)
+    writer = MetricWriter(workdir, "tokenizer", enabled=jax.process_index() == 0,
+                          start_step=start)
 
     def on_sample(state, step):
         recon = tokenizer_stage.reconstruct(model, state.params, eval_images, opts.mean, opts.std)
@@ -110,10 +112,10 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
 
 
 def _tokenizer_for_stage2(config, workdir: Path, mesh, initial: MaskGIT | None):
-    """(token cache key, params): the workdir's latest tokenizer, else ``init_from``'s (key -1)."""
+    """The parameters of the workdir's newest readable tokenizer, else ``init_from``'s."""
     if initial is not None and experiment.checkpoints(workdir, "tokenizer", config).latest_step() is None:
-        return -1, jax.device_put(initial.params["tokenizer"], mesh_lib.replicated(mesh))
-    return experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))
+        return jax.device_put(initial.params["tokenizer"], mesh_lib.replicated(mesh))
+    return experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))[1]
 
 
 def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bool = True,
@@ -127,9 +129,10 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
         ckpt.close()
         return state.params
     vq_model = from_config.vqgan(config)
-    vq_step, vq_params = _tokenizer_for_stage2(config, workdir, mesh, initial)
-    ids = token_cache.load_or_build(workdir / "token_cache.npz", vq_step, vq_model, vq_params,
-                                    train_images_fn, tuple(config.data.mean),
+    vq_params = _tokenizer_for_stage2(config, workdir, mesh, initial)
+    ids = token_cache.load_or_build(workdir / "token_cache.npz",
+                                    token_cache.cache_key(config, vq_params, t.cache_flips),
+                                    vq_model, vq_params, train_images_fn, tuple(config.data.mean),
                                     tuple(config.data.std), t.cache_flips)
     step_fn = mesh_lib.jit_train_step(functools.partial(
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
@@ -138,7 +141,8 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
     # The grids decode as the exported model will: its normalisation and decoding defaults.
     exported = model_config.from_training_config(config)
     sample_cfg = exported.inpaint_config(exported.decoding)
-    writer = MetricWriter(workdir, "transformer", enabled=jax.process_index() == 0)
+    writer = MetricWriter(workdir, "transformer", enabled=jax.process_index() == 0,
+                          start_step=start)
 
     def on_sample(state, step):
         params = state.ema_params if _use_ema(config) and state.ema_params is not None else state.params
@@ -216,10 +220,11 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
         initial = MaskGIT.from_pretrained(config.init_from)
         config = with_architecture_of(config, initial)
     model_config.from_training_config(config)  # a bad sample section fails now, not after training
+    changes = workdir_config.changes_on_resume(config, workdir)  # a changed model: refused here
     if jax.process_index() == 0:
         if initial is not None:
             _keep_initial_model(initial, workdir)
-        experiment.save_config(config, workdir)
+        workdir_config.save(config, workdir, changes)
     mesh = mesh_lib.make_mesh()
     progress = progress and jax.process_index() == 0  # one progress bar for a multi-process run
     train_images_fn = functools.cache(lambda: _train_images(config))

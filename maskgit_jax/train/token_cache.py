@@ -1,14 +1,18 @@
 """Stage 2 trains on token ids: the dataset is encoded once by the frozen tokenizer and cached.
 
 Re-encoding every step would spend most of stage 2's compute in the VQGAN encoder. The cache holds
-each image and, optionally, its mirror image, and records which tokenizer checkpoint made it.
+each image and, optionally, its mirror image, and records everything that made it (``cache_key``):
+any change rebuilds it.
 """
 
+import hashlib
+import json
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from maskgit_jax.data import normalize as norm
 from maskgit_jax.models.vqgan import VQGAN
@@ -42,16 +46,60 @@ def encode_tokens(model: VQGAN, params, images_uint8: np.ndarray, mean, std,
     return np.concatenate([np.asarray(ids)[:count] for ids, count in outs]).astype(np.int32)
 
 
-def load_or_build(path: Path, tokenizer_step: int, model: VQGAN, params, images_fn, mean, std,
+def params_digest(params) -> str:
+    """SHA-256 of a parameter tree (paths, dtypes, shapes and values): which tokenizer this is,
+    wherever it came from (a checkpoint of this workdir, config.init_from)."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        # Replicated arrays: this process's copy is the whole array.
+        array = np.asarray(leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf)
+        digest.update(f"{jax.tree_util.keystr(path)} {array.dtype} {array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(config, tokenizer_params, flips: bool) -> dict:
+    """Everything that determines the cached ids: the tokenizer (its parameters, architecture and
+    compute dtype) and the images (source, split, count, size, the seed that renders or picks
+    them, the held-out count, normalisation, mirrored copies). A folder's files are named, not hashed: replacing the
+    images of a folder in place is not seen."""
+    d = config.data
+    return {"tokenizer_params_sha256": params_digest(tokenizer_params),
+            "vqgan": json.loads(config.vqgan.to_json_best_effort()),
+            "compute_dtype": config.compute_dtype,
+            "data.source": d.source, "data.train_split": d.train_split,
+            "data.num_train": d.num_train, "data.image_size": d.image_size,
+            # a folder without a held-out sub-folder leaves its last num_eval images out of training
+            "data.num_eval": d.num_eval,
+            "data.mean": list(d.mean), "data.std": list(d.std), "seed": config.seed,
+            "flips": flips}
+
+
+def _stale_fields(path: Path, key: dict) -> list[str] | None:
+    """None when the cache at ``path`` was made with ``key``, else the fields that differ."""
+    if not path.exists():
+        return ["(no cache yet)"]
+    with np.load(path) as cache:
+        if "key" not in cache.files:
+            return ["(made by an older version)"]
+        saved = json.loads(str(cache["key"]))
+    changed = [field for field in sorted(saved.keys() | key.keys()) if saved.get(field) != key.get(field)]
+    return changed or None
+
+
+def load_or_build(path: Path, key: dict, model: VQGAN, params, images_fn, mean, std,
                   flips: bool) -> np.ndarray:
-    """The cached ids at ``path`` if made by the same tokenizer step, else encode and save them.
+    """The cached ids at ``path`` if made with the same ``key`` (``cache_key``), else encode and
+    save them, saying in one line why a cache there was not used.
 
     images_fn() -> uint8 images, called only when the cache must be (re)built.
     """
-    if path.exists():
+    stale = _stale_fields(path, key)
+    if stale is None:
         with np.load(path) as cache:
-            if int(cache["tokenizer_step"]) == tokenizer_step and bool(cache["flips"]) == flips:
-                return cache["ids"]
+            return cache["ids"]
+    if path.exists():
+        logging.warning("%s: rebuilding the token cache: %s changed", path, ", ".join(stale))
     images = images_fn()
     if flips:
         images = np.concatenate([images, images[:, :, ::-1]])
@@ -59,6 +107,6 @@ def load_or_build(path: Path, tokenizer_step: int, model: VQGAN, params, images_
     if jax.process_index() != 0:
         return ids  # every process encodes the same ids; process 0 alone writes the file
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, ids=ids, tokenizer_step=tokenizer_step, flips=flips)
+    np.savez(tmp, ids=ids, key=json.dumps(key))
     tmp.replace(path)  # atomic: a killed run never leaves a half-written cache
     return ids
