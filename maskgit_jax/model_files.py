@@ -24,6 +24,8 @@ from flax import serialization
 from ml_collections import ConfigDict
 
 from maskgit_jax import model_config as mc
+from maskgit_jax.checkpoint_files import (is_read_failure, newest_readable, quiet_orbax, unreadable,
+                                          warn_skipped)
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
@@ -122,7 +124,6 @@ def training_config(workdir: Path) -> ConfigDict:
 def checkpoint_steps(workdir: Path, stage: str) -> list[int]:
     """The saved steps of one stage's checkpoints, oldest first (none: [])."""
     import orbax.checkpoint as ocp  # only workdirs need it: loading an exported model does not
-    from maskgit_jax.train.checkpoint import quiet_orbax
     directory = (workdir / "checkpoints" / stage).absolute()
     if not directory.is_dir():
         return []
@@ -145,7 +146,6 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
     tokenizer's checkpoint); one with no tokenizer checkpoint takes the tokenizer of the model it
     started from (WORKDIR/initial_model, e.g. the course's VQGAN). No optimizer state is read.
     """
-    from maskgit_jax.train.checkpoint import newest_readable, warn_skipped
     workdir = Path(workdir)
     if not (workdir / CONFIG_FILE).is_file():
         raise ModelFileError(f"{workdir / CONFIG_FILE} not found: is {workdir} a trained workdir "
@@ -191,7 +191,6 @@ def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
     Every process of a multi-process run must call it: orbax synchronises the processes on reads.
     """
     import orbax.checkpoint as ocp
-    from maskgit_jax.train.checkpoint import is_read_failure, quiet_orbax, unreadable
     path = (step_dir / "default").absolute()
     checkpointer = ocp.PyTreeCheckpointer()
     try:

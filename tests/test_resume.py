@@ -22,7 +22,9 @@ from maskgit_jax.models import from_config
 from maskgit_jax.train import checkpoint, experiment, main, token_cache
 from maskgit_jax.train.metric_writer import read_metrics
 
-from test_train import ROOT, tiny_config
+from test_train import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Stage 1 of the tiny config alone, 6 updates, no sample grids: checkpoints at steps 2, 4 and 6.
 TOKENIZER_ONLY = {"stages": "tokenizer", "sample_every": 0, "tokenizer.steps": 6}
@@ -282,6 +284,10 @@ def test_the_token_cache_is_rebuilt_when_what_made_it_changes(tmp_path, caplog):
     config.data.std = (0.25, 0.25, 0.25)
     _, encoded, logged = load_or_build(config, params)
     assert encoded and logged == [f"{path}: rebuilding the token cache: data.std changed"]
+
+    config.data.num_eval += 1  # a folder without val/ holds out one more of its images
+    _, encoded, logged = load_or_build(config, params)
+    assert encoded and logged == [f"{path}: rebuilding the token cache: data.num_eval changed"]
 
     retrained = jax.tree.map(lambda x: x + 1e-3, params)  # another tokenizer, same shapes
     _, encoded, logged = load_or_build(config, retrained)
