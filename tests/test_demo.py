@@ -16,6 +16,7 @@ import pytest
 
 from maskgit_jax import imageio
 from maskgit_jax.data import faces
+from maskgit_jax.demo import editor
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,60 @@ def test_bad_model_is_one_line():
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert "no/such/model" in proc.stderr
+
+
+def test_without_gradio_the_command_says_what_to_install():
+    code = ("import sys; sys.modules['gradio'] = None  # as if not installed\n"
+            "from maskgit_jax.demo.__main__ import run; run([])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert proc.stderr == 'error: the demo needs gradio: pip install "maskgit_jax[demo]"\n'
+
+
+def _editor(picture, *layers):
+    return {"background": picture, "layers": list(layers), "composite": picture}
+
+
+def test_editor_value_to_picture_and_known_mask():
+    picture = np.random.default_rng(0).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    picture[..., 3] = 255
+    picture[0, 0, 3] = 0  # a transparent pixel shows (and is taken) as white
+    stroke, other = np.zeros((20, 30, 4), np.uint8), np.zeros((20, 30, 4), np.uint8)
+    stroke[5:8, 2:9, 3] = 40     # faint brush edge: painted too
+    other[15, 29] = (255, 0, 255, 255)
+    rgb, known = editor.picture_and_known(_editor(picture, stroke, other))
+    np.testing.assert_array_equal(rgb[1:, 1:], picture[1:, 1:, :3])
+    np.testing.assert_array_equal(rgb[0, 0], (255, 255, 255))
+    expected = np.ones((20, 30), bool)
+    expected[5:8, 2:9] = expected[15, 29] = False
+    np.testing.assert_array_equal(known, expected)
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "no picture"),
+    (_editor(np.zeros((20, 30, 3), np.uint8)), "nothing to fill"),
+    (_editor(np.zeros((20, 30, 3), np.uint8), np.full((20, 30, 4), 255, np.uint8)),
+     "covers the whole picture"),
+    (_editor(np.zeros((20, 30, 3), np.uint8), np.full((10, 30, 4), 255, np.uint8)),
+     "a painted layer is 30x10 but the picture is 30x20"),
+    (_editor(np.zeros((20, 30), np.float32)), "not an 8-bit image"),
+])
+def test_editor_mistakes_are_one_readable_line(value, message):
+    with pytest.raises(ValueError, match=message):
+        editor.picture_and_known(value)
+
+
+def test_too_small_picture_and_unloadable_model_are_refused_by_name(tmp_path):
+    from maskgit_jax.demo.session import Session
+
+    session = Session(str(tmp_path))
+    stroke = np.zeros((6, 40, 4), np.uint8)
+    stroke[2:4, 10:20, 3] = 255
+    with pytest.raises(ValueError, match="is 40x6 pixels: too small, .* at least 8 on each side"):
+        session.inpaint("faces-small", _editor(np.zeros((6, 40, 3), np.uint8), stroke))
+    with pytest.raises(ValueError, match="no/such/model"):
+        session.inpaint("no/such/model", _editor(np.zeros((6, 40, 3), np.uint8), stroke))
+    assert list(tmp_path.iterdir()) == []  # nothing written for a refused run
 
 
 def _free_port() -> int:
