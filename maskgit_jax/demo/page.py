@@ -72,9 +72,11 @@ def build(model: str = DEFAULT_MODEL, output_dir: str | None = None) -> gr.Block
                                   elem_id="result")
                 status = gr.Markdown(elem_id="status")
                 download = gr.File(label="Download the result (PNG)", elem_id="download")
-                steps = gr.Gallery(label="Decoding steps (top: tokens still masked in black; "
-                                         "bottom: the step's image)", columns=5, object_fit="contain",
-                                   height="auto", elem_id="steps")
+                gr.Markdown("**Decoding steps.** First column: the input, gray where it is to be "
+                            "filled. Then one column per step: the tokens still masked after it "
+                            "(black) above the image the step predicts.")
+                steps = gr.Image(label="Decoding steps", show_label=False, type="numpy",
+                                 format="png", interactive=False, elem_id="steps")
 
         def on_run(model_key, value, label, schedule_, t, spot, temperature, composite_, feedback,
                    seed_):
@@ -88,9 +90,21 @@ def build(model: str = DEFAULT_MODEL, output_dir: str | None = None) -> gr.Block
                 gr.Warning(one_line(e))
                 yield gr.update(), f"**Not run:** {one_line(e)}", gr.update(), gr.update()
                 return
-            yield (out.image, f"Done in {out.seconds:.1f} s ({len(out.steps) - 1} steps).",
-                   str(out.file), out.steps)
+            masked = ", ".join(map(str, out.still_masked))
+            yield (out.image, f"Done in {out.seconds:.1f} s: {len(out.still_masked)} steps, "
+                              f"tokens still masked after each: {masked}.", str(out.file), out.steps)
 
+        def on_model(model_key):  # the new model's own decoding defaults
+            try:
+                chosen = session.model(model_key).decoding
+            except USER_ERRORS as e:
+                gr.Warning(one_line(e))
+                return [gr.update()] * 6
+            return (chosen.schedule, chosen.total_iter, chosen.sweet_spot or 0,
+                    chosen.choice_temperature, chosen.composite, chosen.pixel_feedback)
+
+        model_name.change(on_model, [model_name], [schedule, total_iter, sweet_spot,
+                                                   choice_temperature, composite, pixel_feedback])
         run.click(on_run, [model_name, image, class_label, schedule, total_iter, sweet_spot,
                            choice_temperature, composite, pixel_feedback, seed],
                   [result, status, download, steps])

@@ -15,7 +15,7 @@ from maskgit_jax import imageio, pretrained, resizing, visualize
 from maskgit_jax.demo import editor
 from maskgit_jax.official import download as official_download
 
-STEP_SIDE = 128  # each step's pictures are enlarged to at least this side (nearest neighbour)
+STEP_SIDE = 128  # the strip's pictures are enlarged to at least this side (nearest neighbour)
 
 
 def model_choices() -> list[str]:
@@ -27,7 +27,8 @@ def model_choices() -> list[str]:
 @dataclasses.dataclass
 class Result:
     image: np.ndarray                         # uint8 (H, W, 3), the picture with the fill
-    steps: list[tuple[np.ndarray, str]]       # per decoding step: (latent mask | image, caption)
+    steps: np.ndarray                         # uint8, the decoding steps as one strip
+    still_masked: list[int]                   # tokens still masked after each step
     seconds: float                            # the inpainting call, compilation included
     file: Path                                # the result as a PNG, for the download
 
@@ -67,26 +68,15 @@ class Session:
         self._count += 1
         file = self._outputs / f"inpainted-{self._count:03d}.png"
         imageio.write_image(file, out.image)
-        return Result(out.image, step_pictures(out.step_masks[:, 0], out.step_images[:, 0],
-                                               masked_input), seconds, file)
+        masks = out.step_masks[:, 0]
+        return Result(out.image, step_strip(masks, out.step_images[:, 0], masked_input),
+                      [int(m.sum()) for m in masks], seconds, file)
 
 
-def step_pictures(step_masks_SxL: np.ndarray, step_images_SxHxWx3: np.ndarray,
-                  masked_input_HxWx3: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    """One picture per decoding step: the latent mask after it (black: still masked) above the
-    step's decoded image, enlarged for the page; the caption counts the tokens still masked."""
-    size = masked_input_HxWx3.shape[0]
-    zoom = max(1, -(-STEP_SIDE // size))
-    masks = visualize.mask_to_image(step_masks_SxL, size)
-    pictures = [(_enlarge(visualize.image_grid([masked_input_HxWx3[None], masked_input_HxWx3[None]]), zoom),
-                 "input")]
-    total = len(step_masks_SxL)
-    for i, (mask, image) in enumerate(zip(masks, step_images_SxHxWx3)):
-        still = int(step_masks_SxL[i].sum())
-        pictures.append((_enlarge(visualize.image_grid([mask[None], image[None]]), zoom),
-                         f"step {i + 1}/{total}: {still} masked"))
-    return pictures
-
-
-def _enlarge(image: np.ndarray, zoom: int) -> np.ndarray:
-    return np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1)
+def step_strip(step_masks_SxL: np.ndarray, step_images_SxHxWx3: np.ndarray,
+               masked_input_HxWx3: np.ndarray) -> np.ndarray:
+    """The lab's strip (``visualize.step_strip``: the masked input, then per step the latent mask,
+    black = still masked, above the step's decoded image), enlarged for the page."""
+    strip = visualize.step_strip(step_masks_SxL, step_images_SxHxWx3, masked_input_HxWx3)
+    zoom = max(1, -(-STEP_SIDE // masked_input_HxWx3.shape[0]))
+    return np.repeat(np.repeat(strip, zoom, axis=0), zoom, axis=1)
