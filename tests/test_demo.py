@@ -94,6 +94,24 @@ def test_too_small_picture_and_unloadable_model_are_refused_by_name(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing written for a refused run
 
 
+def test_launch_serves_the_page_in_process_and_close_stops_it():
+    """The notebook API: ``demo.launch`` returns at once (as in a notebook) with the page served."""
+    import urllib.error
+    import urllib.request
+
+    from maskgit_jax import demo
+
+    port = _free_port()
+    page = demo.launch(port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            assert response.status == 200 and b"MaskGIT inpainting" in response.read()
+    finally:
+        page.close()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -168,11 +186,19 @@ def test_page_inpaints_a_painted_stroke_in_a_browser(server, tmp_path):
     picture = np.repeat(np.repeat(faces.faces_split("test", 5)[4], zoom, 0), zoom, 1)
     upload = tmp_path / "face.png"
     imageio.write_image(upload, picture)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(upload.read_bytes()[:200])  # a PNG cut short
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
         page.goto(server)
-        page.get_by_role("button", name="Clear canvas").click()  # the example face, then ours
+        # A file that is no picture: the editor stays empty, and the page says so.
+        page.get_by_role("button", name="Clear canvas").click()  # the example face
+        page.locator("#editor input[type=file]").set_input_files(str(corrupt))
+        page.locator("#run").click()
+        page.locator("#status").get_by_text("no picture").wait_for(timeout=30_000)
+
+        page.get_by_role("button", name="Clear canvas").click()
         page.locator("#editor input[type=file]").set_input_files(str(upload))
         page.wait_for_timeout(1500)  # the editor draws the new picture
 
