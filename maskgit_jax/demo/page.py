@@ -15,8 +15,8 @@ from maskgit_jax.demo.session import Session, model_choices
 
 DEFAULT_MODEL = "faces-small"
 EXAMPLE_SIDE = 256  # the built-in faces (64x64) enlarged, so that there is room to paint
-COMPILING = ("Running... The first run of a model, and of each new T, compiles it first: allow a "
-             "minute on a CPU. Later runs take seconds.")
+COMPILE_NOTE = ("The first run of a model, and of each new T, compiles it first: allow a minute "
+                "on a CPU. Later runs take seconds.")
 # System fonts only: the default theme would fetch its fonts from the web.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])
@@ -29,17 +29,17 @@ def example_faces(count: int = 3) -> list[np.ndarray]:
             for face in faces.faces_split("test", count)]
 
 
-def build(model: str = DEFAULT_MODEL, output_dir: str | None = None) -> gr.Blocks:
+def build(model: str = DEFAULT_MODEL) -> gr.Blocks:
     """The page, opening on ``model`` (a shipped name, an official name or a model folder) and an
     example face. The model is loaded here, so a bad one fails now (ValueError / OSError)."""
-    session = Session(output_dir)
+    session = Session()  # results go to a temporary folder, which gradio serves
     defaults = session.model(model).decoding
     examples = example_faces()
     choices = model_choices() + ([model] if model not in model_choices() else [])
 
     with gr.Blocks(title="MaskGIT inpainting") as page:
         gr.Markdown("## MaskGIT inpainting\nPaint over what to fill (brush; eraser and undo in the "
-                    "toolbar), choose a model and press **Inpaint**. " + COMPILING.split("... ")[1])
+                    "toolbar), choose a model and press **Inpaint**. " + COMPILE_NOTE)
         with gr.Row():
             with gr.Column():
                 image = gr.ImageEditor(
@@ -80,7 +80,7 @@ def build(model: str = DEFAULT_MODEL, output_dir: str | None = None) -> gr.Block
 
         def on_run(model_key, value, label, schedule_, t, spot, temperature, composite_, feedback,
                    seed_):
-            yield gr.update(), COMPILING, gr.update(), gr.update()
+            yield gr.update(), "Running... " + COMPILE_NOTE, gr.update(), gr.update()
             try:
                 out = session.inpaint(model_key, value, class_label=label or 0, seed=seed_ or 0,
                                       schedule=schedule_, total_iter=int(t), sweet_spot=int(spot),
