@@ -32,12 +32,24 @@ def test_importing_the_package_does_not_import_gradio():
     assert proc.stdout.strip() == "False", proc.stdout + proc.stderr
 
 
-def test_bad_model_is_one_line():
-    proc = subprocess.run([sys.executable, "-m", "maskgit_jax.demo", "--model=no/such/model"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+@pytest.mark.parametrize("args, named", [
+    (["--model=no/such/model"], "no/such/model"),
+    (["--port=70000"], "--port"),
+    (["--port=http"], "--port"),
+    (["--sharee"], "--sharee"),
+    (["--port=BUSY"], "--port=BUSY: cannot listen on 127.0.0.1:BUSY"),
+])
+def test_command_line_mistakes_are_one_line(args, named):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        args, named = [a.replace("BUSY", port) for a in args], named.replace("BUSY", port)
+        proc = subprocess.run([sys.executable, "-m", "maskgit_jax.demo", *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert "no/such/model" in proc.stderr
+    assert named in proc.stderr
 
 
 def test_without_gradio_the_command_says_what_to_install():

@@ -2,6 +2,7 @@
 docstring). A missing gradio, a bad model or a busy port end it with one line."""
 
 import importlib.util
+import socket
 import sys
 from typing import Optional
 
@@ -28,10 +29,23 @@ def parse(argv: list[str]):
     return args
 
 
+def check_port(host: str, port: int) -> None:
+    """Fails naming --port when it is taken (before the model loads; gradio's own message would
+    point at its Python API)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as e:
+        boundary.fail(f"--port={port}: cannot listen on {host}:{port} ({e.strerror or e}); choose "
+                      "another port, or leave --port out for the first free one from 7860")
+
+
 def run(argv: Optional[list[str]] = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
     if importlib.util.find_spec("gradio") is None:
         boundary.fail(INSTALL_HINT)
+    if args.port is not None:
+        check_port(args.host, args.port)
     from maskgit_jax.demo import page
     with boundary.user_errors():
         page.launch(model=args.model, host=args.host, port=args.port, share=args.share)
