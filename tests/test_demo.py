@@ -1,7 +1,6 @@
 """The inpainting page (maskgit_jax.demo), driven by a real headless browser: Debian's chromium
 through Playwright. The server runs as `python -m maskgit_jax.demo` in a process of its own."""
 
-import importlib.util
 import os
 import re
 import signal
@@ -189,8 +188,6 @@ def _picture_to_screen(page, x: float, y: float) -> tuple[float, float]:
 
 @pytest.mark.skipif(not Path(CHROMIUM).is_file(),
                     reason=f"no {CHROMIUM} (Debian's chromium package; .ci/run installs it)")
-@pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                    reason="playwright is not installed (the tests extra has it)")
 def test_page_inpaints_a_painted_stroke_in_a_browser(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
