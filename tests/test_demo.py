@@ -4,6 +4,7 @@ through Playwright. The server runs as `python -m maskgit_jax.demo` in a process
 import os
 import re
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskgit_jax import imageio
+from maskgit_jax import imageio, pretrained
 from maskgit_jax.data import faces
 from maskgit_jax.demo import editor
 
@@ -103,6 +104,21 @@ def test_too_small_picture_and_unloadable_model_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="no/such/model"):
         session.inpaint("no/such/model", _editor(np.zeros((6, 40, 3), np.uint8), stroke))
     assert list(tmp_path.iterdir()) == []  # nothing written for a refused run
+
+
+def test_a_page_others_can_reach_loads_only_the_models_it_offers(tmp_path):
+    """No folder of the server (nor an ImageNet download) for a visitor of a shared page."""
+    from maskgit_jax.demo.session import Session
+
+    stroke = np.zeros((64, 64, 4), np.uint8)
+    stroke[20:30, 20:30, 3] = 255
+    exported = tmp_path / "model"
+    shutil.copytree(Path(pretrained.path("faces-small")), exported)
+    session = Session(str(tmp_path / "out"), only={"faces-small"})
+    for name in (str(exported), "imagenet256", "emoji-small"):
+        with pytest.raises(ValueError, match="this page serves only faces-small"):
+            session.inpaint(name, _editor(np.zeros((64, 64, 3), np.uint8), stroke))
+    assert Session(str(tmp_path / "out")).model(str(exported)) is not None  # a local page may
 
 
 def test_launch_serves_the_page_in_process_and_close_stops_it():

@@ -23,6 +23,9 @@ def parse(argv: list[str]):
                         help="port (default: 7860, or the next free one)")
     parser.add_argument("--share", action="store_true",
                         help="also a temporary public link through Gradio's share servers")
+    parser.add_argument("--allow_paths", action="store_true", default=None,
+                        help="let the page load any model folder of this machine or download the "
+                             "ImageNet models (default: only with a 127.0.0.1 host and no --share)")
     args = parser.parse_args(argv)
     if args.port is not None and not 0 < args.port < 65536:
         parser.error(f"--port must be in 1..65535, got {args.port}")
@@ -48,7 +51,8 @@ def run(argv: Optional[list[str]] = None) -> None:
         check_port(args.host, args.port)
     from maskgit_jax.demo import page
     with boundary.user_errors():
-        page.launch(model=args.model, host=args.host, port=args.port, share=args.share)
+        page.launch(model=args.model, host=args.host, port=args.port, share=args.share,
+                    allow_paths=args.allow_paths)
 
 
 if __name__ == "__main__":

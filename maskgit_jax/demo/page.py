@@ -2,13 +2,14 @@
 the right. ``build`` makes it, ``launch`` serves it (see the package docstring)."""
 
 import os
+from typing import Optional
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a local page
 
 import gradio as gr
 import numpy as np
 
-from maskgit_jax import inpaint as inpaint_lib, schedules
+from maskgit_jax import inpaint as inpaint_lib, pretrained, schedules
 from maskgit_jax.cli.boundary import USER_ERRORS, one_line
 from maskgit_jax.data import faces
 from maskgit_jax.demo.session import Session, model_choices
@@ -29,13 +30,17 @@ def example_faces(count: int = 3) -> list[np.ndarray]:
             for face in faces.faces_split("test", count)]
 
 
-def build(model: str = DEFAULT_MODEL) -> gr.Blocks:
+def build(model: str = DEFAULT_MODEL, allow_paths: bool = True) -> gr.Blocks:
     """The page, opening on ``model`` (a shipped name, an official name or a model folder) and an
-    example face. The model is loaded here, so a bad one fails now (ValueError / OSError)."""
-    session = Session()  # results go to a temporary folder, which gradio serves
+    example face. The model is loaded here, so a bad one fails now (ValueError / OSError).
+    ``allow_paths=False``: the page loads only ``model`` and the shipped models (no other
+    folders of the server, no ImageNet download)."""
+    only = None if allow_paths else set(pretrained.names()) | {model}
+    session = Session(only=only)  # results go to a temporary folder, which gradio serves
     defaults = session.model(model).decoding
     examples = example_faces()
-    choices = model_choices() + ([model] if model not in model_choices() else [])
+    offered = model_choices() if allow_paths else pretrained.names()
+    choices = offered + ([model] if model not in offered else [])
 
     with gr.Blocks(title="MaskGIT inpainting") as page:
         gr.Markdown("## MaskGIT inpainting\nPaint over what to fill (brush; eraser and undo in the "
@@ -112,10 +117,13 @@ def build(model: str = DEFAULT_MODEL) -> gr.Blocks:
 
 
 def launch(model: str = DEFAULT_MODEL, host: str = "127.0.0.1", port: int | None = None,
-           share: bool = False, **launch_options) -> gr.Blocks:
+           share: bool = False, allow_paths: Optional[bool] = None, **launch_options) -> gr.Blocks:
     """Builds the page and serves it (in a notebook, inline under the cell); ``launch_options``
-    go to ``gr.Blocks.launch`` (e.g. ``prevent_thread_lock=True``). Returns the page; ``.close()``
-    stops the server."""
-    page = build(model)
+    go to ``gr.Blocks.launch`` (e.g. ``prevent_thread_lock=True``). ``allow_paths`` (see
+    ``build``) defaults to True only for a page that this machine alone can reach (a loopback
+    host, no share link). Returns the page; ``.close()`` stops the server."""
+    if allow_paths is None:
+        allow_paths = host in ("127.0.0.1", "localhost", "::1") and not share
+    page = build(model, allow_paths)
     page.launch(server_name=host, server_port=port, share=share, theme=THEME, **launch_options)
     return page

@@ -36,7 +36,10 @@ class Result:
 class Session:
     """The models loaded so far (by name or path) and the folder the results are written to."""
 
-    def __init__(self, output_dir: Optional[str] = None):
+    def __init__(self, output_dir: Optional[str] = None, only: Optional[set[str]] = None):
+        """``only``: the model names and paths this session may load (None: any). A page that
+        others can reach must not let them read the server's folders or start downloads."""
+        self._only = only
         self._models: dict[str, object] = {}
         self._outputs = Path(output_dir or tempfile.mkdtemp(prefix="maskgit-demo-"))
         self._count = 0
@@ -46,6 +49,9 @@ class Session:
         key = name_or_path.strip()
         if not key:
             raise ValueError("no model: choose one, or give the path of an exported model folder")
+        if self._only is not None and key not in self._only:
+            raise ValueError(f"model {key!r}: this page serves only {', '.join(sorted(self._only))} "
+                             "(start it with --allow_paths to load other models)")
         if key not in self._models:
             from maskgit_jax.pipeline import MaskGIT  # jax and the models load with the first model
             self._models[key] = MaskGIT.from_pretrained(key)
