@@ -84,3 +84,15 @@ def animation_gif(frames: np.ndarray, milliseconds: int = 400, scale: int = 1) -
     pictures[0].save(out, format="GIF", save_all=True, append_images=pictures[1:],
                      duration=milliseconds, loop=0)
     return out.getvalue()
+
+
+def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+    """A uint8 (H, W, 3) image as PNG bytes, enlarged ``scale`` times (nearest neighbour). In a
+    notebook: ``IPython.display.Image(data=png_bytes(grid, scale=3))`` (one PNG, where displaying a
+    PIL image stores a JPEG copy too)."""
+    image = np.asarray(image, np.uint8)
+    if image.ndim != 3 or image.shape[-1] != 3 or scale < 1:
+        raise ValueError(f"expected a uint8 (H, W, 3) image and scale >= 1, got {image.shape}, {scale}")
+    out = io.BytesIO()
+    Image.fromarray(image.repeat(scale, axis=0).repeat(scale, axis=1)).save(out, format="PNG")
+    return out.getvalue()

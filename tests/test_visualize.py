@@ -84,3 +84,11 @@ def test_animation_gif_holds_every_frame_enlarged():
     assert [int(f[0, 0, 0]) for f in decoded] == [0, 120, 240]
     with pytest.raises(ValueError, match="frames"):
         visualize.animation_gif(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_png_bytes_decode_to_the_image_enlarged():
+    import io
+    from PIL import Image
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    decoded = np.asarray(Image.open(io.BytesIO(visualize.png_bytes(image, scale=2))))
+    np.testing.assert_array_equal(decoded, image.repeat(2, axis=0).repeat(2, axis=1))
