@@ -44,10 +44,11 @@ def private_names(source: str) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("run_line_magic", "run_cell_magic")):
+                and node.func.attr in ("run_line_magic", "run_cell_magic")
+                and isinstance(node.args[-1], ast.Constant)):  # (an f-string's parts are walked below)
             try:
                 found += private_names(node.args[-1].value)
-            except SyntaxError:  # a magic whose argument is not code (e.g. %load_ext tensorboard)
+            except SyntaxError:  # a magic whose argument is not code (e.g. %tensorboard --logdir x)
                 pass
         if isinstance(node, ast.ImportFrom):
             names = (node.module or "").split(".") + [alias.name for alias in node.names]
