@@ -127,3 +127,12 @@ def test_each_notebook_has_its_badge_and_the_readme_all_of_them():
         assert first.cell_type == "markdown" and BADGE.findall(first.source) == [name]
         assert notebooks.PROVENANCE in first.source  # how the committed outputs were made
     assert sorted(set(BADGE.findall(README.read_text()))) == sorted(notebooks.NAMES)
+
+
+@pytest.mark.parametrize("name", notebooks.NAMES)
+def test_committed_notebooks_keep_the_outputs_of_one_whole_run(name):
+    cells = [c for c in nbformat.read(notebooks.path(name), as_version=4).cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in cells]
+    # Every cell ran, in order, in one kernel (the removed parameter cell left a gap after the 2nd).
+    assert None not in counts and counts == sorted(set(counts)) and counts[0] == 1
+    assert any("image/png" in o.get("data", {}) for c in cells for o in c.outputs)
