@@ -57,3 +57,38 @@ def test_step_strip_rows():
     np.testing.assert_array_equal(cell(0, 3), 255)                     # none left at the end
     for s in range(steps):
         np.testing.assert_array_equal(cell(1, s + 1), step_images[s])
+
+
+def test_step_frames_pair_each_latent_mask_with_its_image():
+    unknown = np.array([True, True, True, True])              # 2x2 tokens of 4x4 pixels at 8x8
+    step_masks = np.array([[True, True, False, False], [False, False, False, False]])
+    step_images = np.stack([_solid(1, 50, 8)[0], _solid(1, 90, 8)[0]])
+    frames = visualize.step_frames(unknown, step_masks, step_images, _solid(1, 7, 8)[0], pad=1)
+    assert frames.shape == (3, 8 + 2, 2 * 8 + 3, 3)
+    np.testing.assert_array_equal(frames[0, 1:9, 1:9], 0)       # all tokens still masked: black
+    np.testing.assert_array_equal(frames[0, 1:9, 10:18], 7)     # the masked input
+    np.testing.assert_array_equal(frames[1, 1:5, 1:9], 0)       # top row still masked after step 1
+    np.testing.assert_array_equal(frames[1, 5:9, 1:9], 255)     # bottom row fixed
+    np.testing.assert_array_equal(frames[1, 1:9, 10:18], 50)
+    np.testing.assert_array_equal(frames[2, 1:9, 1:9], 255)
+    np.testing.assert_array_equal(frames[2, 1:9, 10:18], 90)
+
+
+def test_animation_gif_holds_every_frame_enlarged():
+    import io
+    from PIL import Image, ImageSequence
+    frames = np.stack([_solid(1, v, 4)[0] for v in (0, 120, 240)])
+    gif = Image.open(io.BytesIO(visualize.animation_gif(frames, milliseconds=250, scale=3)))
+    decoded = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
+    assert gif.size == (12, 12) and len(decoded) == 3 and gif.info["duration"] == 250
+    assert [int(f[0, 0, 0]) for f in decoded] == [0, 120, 240]
+    with pytest.raises(ValueError, match="frames"):
+        visualize.animation_gif(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_png_bytes_decode_to_the_image_enlarged():
+    import io
+    from PIL import Image
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    decoded = np.asarray(Image.open(io.BytesIO(visualize.png_bytes(image, scale=2))))
+    np.testing.assert_array_equal(decoded, image.repeat(2, axis=0).repeat(2, axis=1))
