@@ -3,7 +3,8 @@
 Exported model (what ``MaskGIT.save_pretrained`` writes, ``train.py`` leaves in WORKDIR/model/, and
 ``python -m maskgit_jax.export`` makes from any checkpoint):
 
-    config.json      ``model_config.ModelConfig`` with its format name and version
+    config.json      ``model_config.ModelConfig`` with its format name and version, and the
+                     sha256 of params.msgpack
     params.msgpack   {"tokenizer": {...}, "transformer": {...}}: float32 arrays in flax's msgpack
                      encoding; reading it runs no code from the file (no pickle)
 
@@ -12,6 +13,7 @@ only: its config.json is a training config, and only the ``params`` (or ``ema_pa
 its orbax checkpoints are restored, without building any optimizer or train state.
 """
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +31,9 @@ from maskgit_jax.checkpoint_files import (is_read_failure, newest_readable, quie
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
+# config.json records the parameter file's sha256: msgpack has no checksum, and a flipped bit in a
+# weight would otherwise load silently.
+PARAMS_DIGEST = "params_sha256"
 STAGES = ("tokenizer", "transformer")
 INITIAL_MODEL = "initial_model"  # a workdir's copy of the model its config.init_from started from
 
@@ -62,9 +67,10 @@ def save(folder: str | os.PathLike, config: mc.ModelConfig, params: dict,
         raise ValueError(f"params must have the parts {sorted(expected)}, got {sorted(params)}")
     folder.mkdir(parents=True, exist_ok=True)
     host = jax.tree.map(lambda x: np.asarray(x, np.float32), jax.device_get(params))
-    _write_atomically(folder / PARAMS_FILE, serialization.msgpack_serialize(host))
-    _write_atomically(folder / CONFIG_FILE,
-                      (json.dumps(config.to_json_dict(), indent=2) + "\n").encode())
+    data = serialization.msgpack_serialize(host)
+    _write_atomically(folder / PARAMS_FILE, data)
+    values = {**config.to_json_dict(), PARAMS_DIGEST: hashlib.sha256(data).hexdigest()}
+    _write_atomically(folder / CONFIG_FILE, (json.dumps(values, indent=2) + "\n").encode())
     return folder
 
 
@@ -93,20 +99,37 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def read_config(folder: Path) -> mc.ModelConfig:
+def _config_and_digest(folder: Path) -> tuple[mc.ModelConfig, Optional[str]]:
+    """The model config of ``folder`` and the parameter file's sha256 it records (None: a model
+    saved before the digest was recorded)."""
     path = folder / CONFIG_FILE
-    return mc.ModelConfig.from_json_dict(_read_json(path), str(path))
+    values = _read_json(path)
+    digest = values.pop(PARAMS_DIGEST, None)
+    if digest is not None and not isinstance(digest, str):
+        raise ModelFileError(f"{path}: {PARAMS_DIGEST} must be a hex string")
+    return mc.ModelConfig.from_json_dict(values, str(path)), digest
+
+
+def read_config(folder: Path) -> mc.ModelConfig:
+    return _config_and_digest(folder)[0]
 
 
 def load(folder: str | os.PathLike) -> tuple[mc.ModelConfig, dict]:
-    """(config, params as NumPy arrays) of an exported model folder."""
+    """(config, params as NumPy arrays) of an exported model folder; the parameter file must have
+    the sha256 that config.json records."""
     folder = Path(folder)
-    config = read_config(folder)
+    config, digest = _config_and_digest(folder)
     path = folder / PARAMS_FILE
     try:
-        params = serialization.msgpack_restore(path.read_bytes())
+        data = path.read_bytes()
+        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+            raise ModelFileError(f"{path}: its sha256 is not the one {CONFIG_FILE} records (a damaged "
+                                 "or replaced file)")
+        params = serialization.msgpack_restore(data)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: not found") from None
+    except ModelFileError:
+        raise
     except (msgpack.exceptions.ExtraData, msgpack.exceptions.UnpackException, ValueError,
             TypeError) as e:
         raise ModelFileError(f"{path}: not a readable parameter file ({type(e).__name__}: {e})") from None

@@ -195,6 +195,10 @@ def test_bad_model_files_give_one_line(workdir, tmp_path):
     config = json.loads((folder / "config.json").read_text())
 
     (folder / "params.msgpack").write_bytes(b"\x93not msgpack at all")
+    with pytest.raises(model_files.ModelFileError, match=r"params\.msgpack: its sha256 is not the one"):
+        MaskGIT.from_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                    if k != "params_sha256"}))  # an older export
     with pytest.raises(model_files.ModelFileError, match=r"params\.msgpack: not a readable parameter file"):
         MaskGIT.from_pretrained(folder)
 
