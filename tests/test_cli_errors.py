@@ -119,7 +119,7 @@ TRAIN = [  # each case with its own workdir ({d}/w_INDEX); the batch case runs o
     ("--config=faces.py:huge", "unknown variant 'huge'"),
     ("--config.tokenizer.batch_size=3", "must be divisible by the number of devices (2)"),
     ("--workdir={d}/afile/run", "afile/run"),   # a workdir that cannot be made
-    ("--config.data.source={d}/empty", "no images under"),  # read after the model's init: ~20 s
+    ("--config.data.source={d}/empty", "no images under"),  # before anything is written
 ]
 
 
@@ -130,6 +130,8 @@ def test_train(d, index, case):
         f"--workdir={{d}}/w_{index} "
     env = dict(ENV, XLA_FLAGS="--xla_force_host_platform_device_count=2") if "batch" in args else ENV
     assert message in one_line_error("maskgit_jax.cli.train", base + args, d, env)
+    if "source" in args:
+        assert not (d / f"w_{index}").exists()  # a bad data folder is found before the workdir is made
 
 
 EXPORT = [

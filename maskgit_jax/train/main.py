@@ -80,7 +80,7 @@ def _run(stage, config, state, start, stage_config, step_fn, device_batches, ckp
     return state
 
 
-def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool = True,
+def train_tokenizer(config, workdir: Path, mesh, train_images_fn, eval_set, progress: bool = True,
                     initial: MaskGIT | None = None):
     t = config.tokenizer
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(config)
@@ -96,7 +96,7 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, progress: bool
         seed=config.seed), mesh)
     device_batches = _device_batches(images, t.batch_size, config.seed, mesh, start, t.steps,
                                      flip=t.hflip)
-    eval_images, _ = _eval_set(config)
+    eval_images, _ = eval_set
     writer = MetricWriter(workdir, "tokenizer", enabled=jax.process_index() == 0,
                           start_step=start)
 
@@ -118,7 +118,7 @@ def _tokenizer_for_stage2(config, workdir: Path, mesh, initial: MaskGIT | None):
     return experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))[1]
 
 
-def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bool = True,
+def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, progress: bool = True,
                       initial: MaskGIT | None = None):
     t = config.transformer
     model, tx, opts = experiment.transformer_parts(config)
@@ -137,7 +137,7 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, progress: bo
     step_fn = mesh_lib.jit_train_step(functools.partial(
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
     device_batches = _device_batches(ids, t.batch_size, config.seed, mesh, start, t.steps)
-    eval_images, eval_known = _eval_set(config)
+    eval_images, eval_known = eval_set
     # The grids decode as the exported model will: its normalisation and decoding defaults.
     exported = model_config.from_training_config(config)
     sample_cfg = exported.inpaint_config(exported.decoding)
@@ -221,6 +221,9 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
         config = with_architecture_of(config, initial)
     model_config.from_training_config(config)  # a bad sample section fails now, not after training
     changes = workdir_config.changes_on_resume(config, workdir)  # a changed model: refused here
+    # The held-out images (few): a missing or empty data folder fails now, before the workdir is
+    # written or a model built.
+    eval_set = _eval_set(config)
     if jax.process_index() == 0:
         if initial is not None:
             _keep_initial_model(initial, workdir)
@@ -229,9 +232,9 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
     progress = progress and jax.process_index() == 0  # one progress bar for a multi-process run
     train_images_fn = functools.cache(lambda: _train_images(config))
     if "tokenizer" in stages:
-        train_tokenizer(config, workdir, mesh, train_images_fn, progress, initial)
+        train_tokenizer(config, workdir, mesh, train_images_fn, eval_set, progress, initial)
     if "transformer" in stages:
-        train_transformer(config, workdir, mesh, train_images_fn, progress, initial)
+        train_transformer(config, workdir, mesh, train_images_fn, eval_set, progress, initial)
         # Every process reads (orbax synchronises them on reads); process 0 writes.
         exported, params = model_files.read_workdir(workdir, use_ema=_use_ema(config))
         if jax.process_index() == 0:
