@@ -61,7 +61,7 @@ def main_(workdir: str, out: str, stages: str, port: str = "", num_processes: st
         init, abstract = _init_and_abstract(stage, c)
         ckpt = experiment.checkpoints(workdir, stage, c)
         steps = sorted(ckpt.manager.all_steps())
-        states = [(s, ckpt.restore(abstract, s)) for s in steps]  # every process takes part
+        states = [(s, ckpt.read(s, abstract)) for s in steps]  # every process takes part
         ckpt.close()
         if jax.process_index() != 0:
             continue

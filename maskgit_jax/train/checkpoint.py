@@ -62,7 +62,10 @@ class Checkpoints:
     def save(self, step: int, state: Any) -> None:
         self.manager.save(step, args=ocp.args.StandardSave(state))
 
-    def _read(self, step: int, abstract_state: Any) -> Any:
+    def read(self, step: int, abstract_state: Any) -> Any:
+        """The state saved at ``step``, with the structure and shardings of ``abstract_state``:
+        ``UnreadableCheckpointError`` when its files are bad, ``CheckpointMismatchError`` when its
+        arrays are not the state's."""
         step_dir = self.directory / str(step)
         try:
             metadata = self.manager.item_metadata(step)
@@ -97,7 +100,7 @@ class Checkpoints:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         with quiet_orbax():
             step, state, failures = newest_readable(self.directory, steps,
-                                                    lambda s: self._read(s, abstract_state))
+                                                    lambda s: self.read(s, abstract_state))
         if failures and set_aside:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             multihost_utils.sync_global_devices("checkpoints: read before setting aside")
