@@ -93,6 +93,15 @@ class DecodeState:
     history_ids_SxBxL: jnp.ndarray
     history_prediction_SxBxL: jnp.ndarray
 
+    def after_step(self, t, ids_BxL, prediction_BxL, return_history: bool) -> "DecodeState":
+        """The state after step ``t``: its ids and prediction, also as row ``t`` of the history
+        when it is kept."""
+        history_ids, history_pred = self.history_ids_SxBxL, self.history_prediction_SxBxL
+        if return_history:
+            history_ids = history_ids.at[t].set(ids_BxL)
+            history_pred = history_pred.at[t].set(prediction_BxL)
+        return DecodeState(ids_BxL, prediction_BxL, history_ids, history_pred)
+
 
 def num_masked_after_step(t, cfg: DecodeConfig, unknown0_B, masked_now_B):
     """Tokens left masked after step t: floor(gamma((t+1)/T) * unknown0), revealing >= 1 per step, 0 at the end."""
@@ -163,12 +172,7 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
         still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
         new_ids_BxL, picked_BxL = fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
                                                      picked_BxL, cfg, feedback)
-
-        history_ids, history_pred = state.history_ids_SxBxL, state.history_prediction_SxBxL
-        if return_history:
-            history_ids = history_ids.at[t].set(new_ids_BxL)
-            history_pred = history_pred.at[t].set(picked_BxL)
-        return DecodeState(new_ids_BxL, picked_BxL, history_ids, history_pred)
+        return state.after_step(t, new_ids_BxL, picked_BxL, return_history)
 
     return DecodeState(ids_BxL, ids_BxL, empty, empty), step
 

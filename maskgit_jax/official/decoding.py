@@ -104,11 +104,7 @@ def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogit
 
         ids_BxL, prediction_BxL = fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
                                                     sampled_BxL, cfg, feedback)
-        history_ids, history_pred = state.history_ids_SxBxL, state.history_prediction_SxBxL
-        if return_history:
-            history_ids = history_ids.at[t].set(ids_BxL)
-            history_pred = history_pred.at[t].set(prediction_BxL)
-        return _Carry(DecodeState(ids_BxL, prediction_BxL, history_ids, history_pred), rng)
+        return _Carry(state.after_step(t, ids_BxL, prediction_BxL, return_history), rng)
 
     start = _Carry(DecodeState(ids_BxL, ids_BxL, history, history), rng)
     state = jax.lax.fori_loop(cfg.start_iter, cfg.num_steps, step, start).state
