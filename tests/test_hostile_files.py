@@ -1,5 +1,5 @@
-"""A hostile-input pass over every file reader: images, masks, course checkpoints, FID weights and
-exported models, each truncated, corrupted inside (a CRC-checked zip member or PNG chunk, a
+"""A hostile-input pass over every file reader: images, masks, course checkpoints, FID weights,
+exported models and official MaskGIT checkpoints, each truncated, corrupted inside (a CRC-checked zip member or PNG chunk, a
 structural msgpack byte), of the wrong type, and with a header asking for an absurd size. Each must
 be a ValueError (what every command line turns into one line) naming the file, on one line.
 
@@ -101,12 +101,36 @@ def _model(folder: Path, how: str) -> Path:
     return folder
 
 
+# --- official MaskGIT checkpoints (flax msgpack, no checksum of their own) ------------------------
+
+OFFICIAL = Path(__file__).resolve().parent / "data" / "official"
+
+
+def _official(folder: Path, how: str) -> Path:
+    """A folder with the reduced official pair, its transformer file damaged (it is named)."""
+    folder.mkdir()
+    shutil.copy(OFFICIAL / "tokenizer_ckpt", folder / "tokenizer_ckpt")
+    path = shutil.copy(OFFICIAL / "transformer_ckpt", folder / "transformer_ckpt")
+    if how == "truncated":
+        _half(path)
+    elif how == "corrupt":  # the top map's header
+        data = bytearray(path.read_bytes())
+        data[0] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif how == "wrong type":
+        _image(folder / "image.png", "valid").rename(path)
+    elif how == "huge header":  # a map32 header announcing 2**32-1 entries
+        path.write_bytes(b"\xdf" + struct.pack(">I", 2**32 - 1))
+    return folder
+
+
 READERS = {  # name: (make the hostile file, read it)
     "image": (_image, imageio.read_image, ".png"),
     "mask": (_image, imageio.read_mask, ".png"),
     "course checkpoint": (_torch_file, Weights.read, ".pt"),
     "FID weights": (_torch_file, fid_weights.load_variables, ".pt"),
     "exported model": (_model, MaskGIT.from_pretrained, ""),
+    "official checkpoint": (_official, MaskGIT.from_pretrained, ""),
 }
 DAMAGE = ("truncated", "corrupt", "wrong type", "huge header")
 CONFIG_DAMAGE = ("truncated config", "wrong format", "huge config")
@@ -123,6 +147,8 @@ def test_each_hostile_file_is_a_one_line_error_naming_it(tmp_path, reader, how):
     message = str(caught.value)
     if reader == "exported model":  # the damaged file of the folder is the one named
         path = path / ("config.json" if how in CONFIG_DAMAGE else "params.msgpack")
+    if reader == "official checkpoint":
+        path = path / "transformer_ckpt"
     assert "\n" not in message and str(path) in message, message
 
 
