@@ -20,7 +20,10 @@ from maskgit_jax.models.transformer import BidirectionalTransformer
 from maskgit_jax.models.vqgan import VQGAN, make_vqgan
 
 FORMAT = "maskgit_jax.model"
-FORMAT_VERSION = 1  # raised whenever a reader of the previous version would misread a new file
+# Raised whenever a reader of the previous version would misread (or refuse) a new file. 2: the
+# official architecture, decoder / start_iter / sampler options, the parameter file's sha256.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # (tokenizer, transformer) module of each architecture
 ARCHITECTURES = {"maskgit_jax": (VQGAN, BidirectionalTransformer),
                  "official": (OfficialVQGAN, OfficialTransformer)}
@@ -169,9 +172,10 @@ class ModelConfig:
         if values.pop("format", None) != FORMAT:
             raise ValueError(f"{where}: not a maskgit_jax model config (no \"format\": \"{FORMAT}\")")
         version = values.pop("format_version", None)
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"{where}: model format version {version}; this maskgit_jax reads "
-                             f"version {FORMAT_VERSION} (upgrade maskgit_jax to read newer models)")
+                             f"versions {', '.join(map(str, READABLE_VERSIONS))} (upgrade maskgit_jax "
+                             "to read newer models)")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         missing = sorted(f.name for f in dataclasses.fields(cls)

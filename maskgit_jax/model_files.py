@@ -163,7 +163,8 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
     """(config, params) of a training workdir: its latest tokenizer checkpoint and the transformer
     checkpoint at ``step`` (default: the latest; the EMA parameters where the run kept them).
     Without ``step``, a latest checkpoint that cannot be read is skipped for the newest readable
-    one, with one warning line; it stays on disk.
+    one, with one warning line; it stays on disk. Not the tokenizer's when there is a transformer
+    (which learnt the codes of the latest tokenizer): that is an error.
 
     A workdir with no transformer checkpoint gives the tokenizer alone (``step`` then picks the
     tokenizer's checkpoint); one with no tokenizer checkpoint takes the tokenizer of the model it
@@ -196,6 +197,9 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
         read = lambda at: _restore_params(directory / str(at), use_ema)
         if step is not None and stage == last_stage:
             at, (params[stage], ema) = step, read(step)  # the step asked for, or its error
+        elif stage == "tokenizer" and steps["transformer"]:
+            # The transformer learnt the latest tokenizer's codes: an older one would decode garbage.
+            at, (params[stage], ema) = found[-1], read(found[-1])
         else:
             at, (params[stage], ema), failures = newest_readable(directory, found, read)
             for failure in failures:

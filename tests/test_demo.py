@@ -118,7 +118,13 @@ def test_a_page_others_can_reach_loads_only_the_models_it_offers(tmp_path):
     for name in (str(exported), "imagenet256", "emoji-small"):
         with pytest.raises(ValueError, match="this page serves only faces-small"):
             session.inpaint(name, _editor(np.zeros((64, 64, 3), np.uint8), stroke))
-    assert Session(str(tmp_path / "out")).model(str(exported)) is not None  # a local page may
+    local = Session(str(tmp_path / "out"))
+    first = local.model(str(exported))  # a local page may
+    local.model("faces-small")
+    assert local.model(str(exported)) is first  # kept, and now the most recently used
+    local.model("emoji-small")  # a third model: the least recently used (faces-small) is let go
+    assert local.model(str(exported)) is first and len(local._models) == 2
+    assert "faces-small" not in local._models
 
 
 def test_launch_serves_the_page_in_process_and_close_stops_it():

@@ -204,7 +204,7 @@ def test_bad_model_files_give_one_line(workdir, tmp_path):
 
     MaskGIT.from_pretrained(workdir / "model").save_pretrained(folder, overwrite=True)
     (folder / "config.json").write_text(json.dumps(dict(config, format_version=99)))
-    with pytest.raises(ValueError, match="model format version 99; this maskgit_jax reads version 1"):
+    with pytest.raises(ValueError, match="model format version 99; this maskgit_jax reads versions 1, 2"):
         MaskGIT.from_pretrained(folder)
 
     wider = dict(config, transformer=dict(config["transformer"], dim=32))

@@ -166,6 +166,12 @@ def test_reading_a_workdir_skips_an_unreadable_latest_checkpoint_and_leaves_it(
     # Asked for by number, the bad step is an error of its own, not a silent substitute.
     with pytest.raises(checkpoint.UnreadableCheckpointError, match="tokenizer/6: unreadable"):
         model_files.read_workdir(workdir, step=6)
+    # With a transformer (any checkpoint stands in for one here), an older tokenizer would not be
+    # the one whose codes it learnt: its latest unreadable step is an error, not a fallback.
+    shutil.copytree(workdir / "checkpoints" / "tokenizer" / "2", workdir / "checkpoints" / "transformer" / "2")
+    with pytest.raises(checkpoint.UnreadableCheckpointError, match="tokenizer/6: unreadable"):
+        model_files.read_workdir(workdir)
+    shutil.rmtree(workdir / "checkpoints" / "transformer")
     # Nothing readable: one error naming the folder.
     for step in ("2", "4"):
         (workdir / "checkpoints" / "tokenizer" / step / "default" / "manifest.ocdbt").unlink()
@@ -284,6 +290,10 @@ def test_the_token_cache_is_rebuilt_when_what_made_it_changes(tmp_path, caplog):
     config.data.std = (0.25, 0.25, 0.25)
     _, encoded, logged = load_or_build(config, params)
     assert encoded and logged == [f"{path}: rebuilding the token cache: data.std changed"]
+
+    path.write_bytes(path.read_bytes()[:100])  # a damaged cache (a partial copy) is rebuilt
+    _, encoded, logged = load_or_build(config, params)
+    assert encoded and logged == [f"{path}: rebuilding the token cache: (unreadable: BadZipFile) changed"]
 
     config.data.num_eval += 1  # a folder without val/ holds out one more of its images
     _, encoded, logged = load_or_build(config, params)

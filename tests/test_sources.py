@@ -140,3 +140,5 @@ def test_tfds_holds_out_its_validation_split_else_the_end_of_train(monkeypatch, 
     fake.splits = {"train": five}  # no validation or test split: the last images of train
     assert _same_rows(sources.load_images("tfds:x", "train", image_size=16, held_out=2), five[:3])
     np.testing.assert_array_equal(sources.load_held_out("tfds:x", "train", 2, image_size=16), five[3:])
+    with pytest.raises(ValueError, match=r"train_split='train\[:50%\]': tfds:x has no validation"):
+        sources.load_images("tfds:x", "train[:50%]", image_size=16, held_out=2)

@@ -77,6 +77,10 @@ def _tfds_splits(name: str, split: str, held_out: int) -> tuple[str, str]:
     held = next((s for s in ("validation", "test") if s != split and s in available), None)
     if held is not None:
         return split, f"{held}[:{held_out}]"
+    if "[" in split or "+" in split:  # the end of a sliced or combined split cannot be sliced again
+        raise ValueError(f"config.data.train_split={split!r}: tfds:{name} has no validation or test "
+                         "split to hold out, and the held-out images cannot be cut from a sliced "
+                         "split; give a plain split name")
     return f"{split}[:-{held_out}]" if held_out else split, f"{split}[-{held_out}:]"
 
 

@@ -30,11 +30,11 @@ def example_faces(count: int = 3) -> list[np.ndarray]:
             for face in faces.faces_split("test", count)]
 
 
-def build(model: str = DEFAULT_MODEL, allow_paths: bool = True) -> gr.Blocks:
+def build(model: str = DEFAULT_MODEL, allow_paths: bool = False) -> gr.Blocks:
     """The page, opening on ``model`` (a shipped name, an official name or a model folder) and an
     example face. The model is loaded here, so a bad one fails now (ValueError / OSError).
-    ``allow_paths=False``: the page loads only ``model`` and the shipped models (no other
-    folders of the server, no ImageNet download)."""
+    Unless ``allow_paths`` (for a page only this machine can reach), the page loads only ``model``
+    and the shipped models (no other folder of the server, no ImageNet download)."""
     only = None if allow_paths else set(pretrained.names()) | {model}
     session = Session(only=only)  # results go to a temporary folder, which gradio serves
     defaults = session.model(model).decoding

@@ -4,7 +4,9 @@ No gradio here: every user mistake is a ValueError (or OSError) whose message th
 """
 
 import dataclasses
+import itertools
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,6 +18,7 @@ from maskgit_jax.demo import editor
 from maskgit_jax.official import download as official_download
 
 STEP_SIDE = 128  # the strip's pictures are enlarged to at least this side (nearest neighbour)
+MAX_MODELS = 2   # models kept loaded (an ImageNet one holds about 0.9 GB); the oldest goes first
 
 
 def model_choices() -> list[str]:
@@ -40,9 +43,10 @@ class Session:
         """``only``: the model names and paths this session may load (None: any). A page that
         others can reach must not let them read the server's folders or start downloads."""
         self._only = only
-        self._models: dict[str, object] = {}
+        self._models: dict[str, object] = {}  # in the order they were last used
+        self._lock = threading.Lock()  # gradio runs the page's events on several threads
         self._outputs = Path(output_dir or tempfile.mkdtemp(prefix="maskgit-demo-"))
-        self._count = 0
+        self._count = itertools.count(1)
 
     def model(self, name_or_path: str):
         """The MaskGIT for a name or a path, loaded on first use; ValueError / OSError name it."""
@@ -52,10 +56,14 @@ class Session:
         if self._only is not None and key not in self._only:
             raise ValueError(f"model {key!r}: this page serves only {', '.join(sorted(self._only))} "
                              "(start it with --allow_paths to load other models)")
-        if key not in self._models:
-            from maskgit_jax.pipeline import MaskGIT  # jax and the models load with the first model
-            self._models[key] = MaskGIT.from_pretrained(key)
-        return self._models[key]
+        with self._lock:
+            if key not in self._models:
+                from maskgit_jax.pipeline import MaskGIT  # jax and the models load with the first
+                while len(self._models) >= MAX_MODELS:
+                    self._models.pop(next(iter(self._models)))
+                self._models[key] = MaskGIT.from_pretrained(key)
+            self._models[key] = self._models.pop(key)  # now the most recently used
+            return self._models[key]
 
     def inpaint(self, name_or_path: str, editor_value: Optional[dict], *, class_label: int = 0,
                 seed: int = 0, **decoding) -> Result:
@@ -71,8 +79,7 @@ class Session:
         seconds = time.perf_counter() - start
         hole_gray = model.config.inpaint_config(out.options).hole_gray
         masked_input, _ = resizing.to_model_size(picture, known, model.image_size, hole_gray)
-        self._count += 1
-        file = self._outputs / f"inpainted-{self._count:03d}.png"
+        file = self._outputs / f"inpainted-{next(self._count):03d}.png"
         imageio.write_image(file, out.image)
         masks = out.step_masks[:, 0]
         return Result(out.image, step_strip(masks, out.step_images[:, 0], masked_input),

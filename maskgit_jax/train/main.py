@@ -145,7 +145,7 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, pr
                           start_step=start)
 
     def on_sample(state, step):
-        params = state.ema_params if _use_ema(config) and state.ema_params is not None else state.params
+        params = _sampled_params(config, state)
         result = inpaint.inpaint(vq_model, vq_params, model, params, eval_images, eval_known,
                                  sample_cfg, jax.random.key(config.seed))
         masked = fill_holes(eval_images, eval_known)
@@ -159,7 +159,13 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, pr
         params, eval_ids, jax.random.key(config.seed), model=model, opts=opts),
         out_shardings=mesh_lib.replicated(mesh))
     return _run("transformer", config, state, start, t, step_fn, device_batches, ckpt, writer,
-                on_sample, lambda state: {"val_loss": val_loss(state.params)}, progress).params
+                on_sample, lambda state: {"val_loss": val_loss(_sampled_params(config, state))},
+                progress).params
+
+
+def _sampled_params(config, state):
+    """The transformer parameters that the grids, the validation loss and the export use."""
+    return state.ema_params if _use_ema(config) and state.ema_params is not None else state.params
 
 
 def _use_ema(config) -> bool:

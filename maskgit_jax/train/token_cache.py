@@ -7,6 +7,7 @@ any change rebuilds it.
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import jax
@@ -75,16 +76,21 @@ def cache_key(config, tokenizer_params, flips: bool) -> dict:
             "flips": flips}
 
 
-def _stale_fields(path: Path, key: dict) -> list[str] | None:
-    """None when the cache at ``path`` was made with ``key``, else the fields that differ."""
+def _cached(path: Path, key: dict) -> tuple[np.ndarray | None, list[str]]:
+    """(the cached ids, []) when the cache at ``path`` was made with ``key``, else (None, why not:
+    the fields that differ). A cache that cannot be read is rebuilt, not an error."""
     if not path.exists():
-        return ["(no cache yet)"]
-    with np.load(path) as cache:
-        if "key" not in cache.files:
-            return ["(made by an older version)"]
-        saved = json.loads(str(cache["key"]))
-    changed = [field for field in sorted(saved.keys() | key.keys()) if saved.get(field) != key.get(field)]
-    return changed or None
+        return None, ["(no cache yet)"]
+    try:
+        with np.load(path) as cache:
+            if "key" not in cache.files:
+                return None, ["(made by an older version)"]
+            saved = json.loads(str(cache["key"]))
+            changed = [field for field in sorted(saved.keys() | key.keys())
+                       if saved.get(field) != key.get(field)]
+            return (None, changed) if changed else (cache["ids"], [])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        return None, [f"(unreadable: {type(e).__name__})"]
 
 
 def load_or_build(path: Path, key: dict, model: VQGAN, params, images_fn, mean, std,
@@ -94,10 +100,9 @@ def load_or_build(path: Path, key: dict, model: VQGAN, params, images_fn, mean, 
 
     images_fn() -> uint8 images, called only when the cache must be (re)built.
     """
-    stale = _stale_fields(path, key)
-    if stale is None:
-        with np.load(path) as cache:
-            return cache["ids"]
+    ids, stale = _cached(path, key)
+    if ids is not None:
+        return ids
     if path.exists():
         logging.warning("%s: rebuilding the token cache: %s changed", path, ", ".join(stale))
     images = images_fn()
