@@ -203,6 +203,8 @@ def test_bad_model_files_give_one_line(workdir, tmp_path):
         MaskGIT.from_pretrained(folder)
 
     MaskGIT.from_pretrained(workdir / "model").save_pretrained(folder, overwrite=True)
+    (folder / "config.json").write_text(json.dumps(dict(config, format_version=1)))
+    MaskGIT.from_pretrained(folder)  # models of format version 1 (0.2.0) are read as before
     (folder / "config.json").write_text(json.dumps(dict(config, format_version=99)))
     with pytest.raises(ValueError, match="model format version 99; this maskgit_jax reads versions 1, 2"):
         MaskGIT.from_pretrained(folder)
