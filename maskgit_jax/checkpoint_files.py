@@ -83,6 +83,18 @@ def is_read_failure(error: Exception) -> bool:
                                   AttributeError, NameError, CheckpointMismatchError))
 
 
+@contextlib.contextmanager
+def reading(step_dir: Path):
+    """Inside, an exception that means the step folder's files are bad (``is_read_failure``) becomes
+    ``UnreadableCheckpointError`` naming ``step_dir``; others pass unchanged."""
+    try:
+        yield
+    except Exception as e:  # orbax and TensorStore raise many kinds
+        if not is_read_failure(e):
+            raise
+        raise unreadable(step_dir, e) from None
+
+
 def newest_readable(directory: Path, steps: list[int], read: Callable[[int], T],
                     ) -> tuple[int, T, list[UnreadableCheckpointError]]:
     """(step, read(step), failures) for the newest of ``steps`` that ``read`` can read.

@@ -26,8 +26,7 @@ from flax import serialization
 from ml_collections import ConfigDict
 
 from maskgit_jax import model_config as mc
-from maskgit_jax.checkpoint_files import (is_read_failure, newest_readable, quiet_orbax, unreadable,
-                                          warn_skipped)
+from maskgit_jax.checkpoint_files import newest_readable, quiet_orbax, reading, warn_skipped
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
@@ -220,22 +219,17 @@ def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
     import orbax.checkpoint as ocp
     path = (step_dir / "default").absolute()
     checkpointer = ocp.PyTreeCheckpointer()
-    try:
-        with quiet_orbax():
-            tree = checkpointer.metadata(path).item_metadata
-            tree = getattr(tree, "tree", tree)
-            if tree is None:
-                raise FileNotFoundError("no array metadata")
-            ema = use_ema and tree.get("ema_params") is not None
-            name = "ema_params" if ema else "params"
-            wanted = {name: tree[name]}
-            restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-            restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
-                item=wanted, restore_args=restore_args, partial_restore=True))
-    except Exception as e:  # orbax and TensorStore raise many kinds; see is_read_failure
-        if not is_read_failure(e):
-            raise
-        raise unreadable(step_dir, e) from None
+    with reading(step_dir), quiet_orbax():
+        tree = checkpointer.metadata(path).item_metadata
+        tree = getattr(tree, "tree", tree)
+        if tree is None:
+            raise FileNotFoundError("no array metadata")
+        ema = use_ema and tree.get("ema_params") is not None
+        name = "ema_params" if ema else "params"
+        wanted = {name: tree[name]}
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+        restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+            item=wanted, restore_args=restore_args, partial_restore=True))
     return restored[name], ema
 
 

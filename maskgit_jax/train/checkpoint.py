@@ -16,8 +16,8 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
 from maskgit_jax.checkpoint_files import (  # noqa: F401 (UnreadableCheckpointError: part of this API)
-    CheckpointMismatchError, UnreadableCheckpointError, is_read_failure, newest_readable, quiet_orbax,
-    unreadable, warn_skipped)
+    CheckpointMismatchError, UnreadableCheckpointError, newest_readable, quiet_orbax, reading,
+    warn_skipped)
 
 
 def _flat_layout(tree: Any) -> dict[tuple[str, ...], tuple[tuple[int, ...], str]]:
@@ -67,25 +67,16 @@ class Checkpoints:
         ``UnreadableCheckpointError`` when its files are bad, ``CheckpointMismatchError`` when its
         arrays are not the state's."""
         step_dir = self.directory / str(step)
-        try:
+        with reading(step_dir):  # a mismatch is not a read failure: it passes unchanged
             metadata = self.manager.item_metadata(step)
-        except Exception as e:  # orbax and TensorStore raise many kinds
-            if not is_read_failure(e):
-                raise
-            raise unreadable(step_dir, e) from None
-        if metadata is None:
-            raise unreadable(step_dir, FileNotFoundError("no array metadata"))
-        difference = layout_difference(metadata, abstract_state)
-        if difference is not None:
-            raise CheckpointMismatchError(
-                f"{step_dir}: the checkpoint does not fit the config ({difference}); resume with "
-                "the config it was trained with or use a new workdir")
-        try:
+            if metadata is None:
+                raise FileNotFoundError("no array metadata")
+            difference = layout_difference(metadata, abstract_state)
+            if difference is not None:
+                raise CheckpointMismatchError(
+                    f"{step_dir}: the checkpoint does not fit the config ({difference}); resume "
+                    "with the config it was trained with or use a new workdir")
             return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-        except Exception as e:  # see is_read_failure
-            if not is_read_failure(e):
-                raise
-            raise unreadable(step_dir, e) from None
 
     def restore(self, abstract_state: Any, set_aside: bool = False) -> tuple[int, Any]:
         """(step, state) of the newest readable checkpoint, with the structure and shardings of
