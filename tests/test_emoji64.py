@@ -54,8 +54,8 @@ def test_export_then_build_gives_the_same_files_byte_for_byte(tmp_path):
         np.testing.assert_array_equal([imageio.read_image(p) for p in again], part)
     assert emoji64_files.check(tmp_path / "pngs", source=tmp_path / "npz")  # every pixel
     emoji64_files.build(tmp_path / "again", tmp_path / "npz2")
-    for split in ("train", "val", "test"):
-        assert (tmp_path / "npz" / f"{split}.npz").read_bytes() == (tmp_path / "npz2" / f"{split}.npz").read_bytes()
+    for name in ("train.npz", "val.npz", "test.npz"):
+        assert (tmp_path / "npz" / name).read_bytes() == (tmp_path / "npz2" / name).read_bytes()
     with pytest.raises(ValueError, match="exists; choose a new file name, or pass --overwrite"):
         emoji64_files.build(tmp_path / "again", tmp_path / "npz")  # nothing is overwritten unasked
 

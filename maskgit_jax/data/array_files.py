@@ -137,7 +137,8 @@ def test_set_arrays(test: LabTestSet) -> dict[str, np.ndarray]:
               "mask64": np.where(test.known, 255, 0).astype(np.uint8)}
     if test.ground_truth is not None:
         arrays["gt"] = test.ground_truth
-    if test.ground_truth is None or not np.array_equal(test.images, fill_holes(test.ground_truth, test.known)):
+    truth = test.ground_truth
+    if truth is None or not np.array_equal(test.images, fill_holes(truth, test.known)):
         arrays["masked_image"] = test.images
     return arrays
 

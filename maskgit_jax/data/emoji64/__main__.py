@@ -76,10 +76,10 @@ def export(out: Path, source: Path = FOLDER, overwrite: bool = False) -> None:
     readme = (source / "README.md").read_text()
     output_folder.prepare_folder(out, [source], overwrite, flag="--export")
     masks = [n.replace("image_", "mask_") for n in test.names]
-    output_folder.record(out, ["README.md", *(f"{split}/{name}" for split, (_, names) in splits.items()
-                                              for name in names),
-                               *(f"test/{sub}/{name}" for sub in ("gt", "masked_image") for name in test.names),
-                               *(f"test/mask64/{name}" for name in masks)])
+    output_folder.record(out, [
+        "README.md", *(f"{split}/{name}" for split, (_, names) in splits.items() for name in names),
+        *(f"test/{sub}/{name}" for sub in ("gt", "masked_image") for name in test.names),
+        *(f"test/mask64/{name}" for name in masks)])
     (out / "README.md").write_text(readme)
     for split, (images, names) in splits.items():
         for name, image in zip(names, images):
@@ -106,29 +106,34 @@ def check(folder: Path, source: Path = FOLDER) -> list[str]:
             test = array_files.read_test_set(path, IMAGE_SIZE)
             expected = {"gt": test.ground_truth, "masked_image": test.images,
                         "mask64": np.where(test.known, 255, 0).astype(np.uint8)}
-            names, stored = test.names, f"{', '.join(array_files.read(path))}"
+            names = test.names
         else:
             images, names = array_files.read_images(path, IMAGE_SIZE)
-            expected, stored = {"": images}, "images, names"
+            expected = {"": images}
         pngs = 0
         for sub, arrays in expected.items():
+            if not (folder / split / sub).is_dir():
+                raise FileNotFoundError(f"missing folder: {folder / split / sub}")
             files = sorted((folder / split / sub).iterdir())
             file_names = [p.name for p in files]
             want = [n.replace("image_", "mask_") for n in names] if sub == "mask64" else names
             if file_names != want:
-                raise ValueError(f"{folder / split / sub}: its files are not the {len(names)} names in {path}")
+                raise ValueError(f"{folder / split / sub}: its files are not the {len(names)} names "
+                                 f"in {path}")
             for p, array in zip(files, arrays):
                 if not np.array_equal(_decoded(p, "L" if sub == "mask64" else "RGB"), array):
                     raise ValueError(f"{p}: pixels differ from {path}")
             pngs += sum(p.stat().st_size for p in files)
-        lines.append(f"{split}: {len(names)} images, every pixel of {', '.join(s or 'the' for s in expected)} "
-                     f"PNGs equal; {path.name} {path.stat().st_size / 1e6:.2f} MB ({stored}), "
-                     f"PNGs {pngs / 1e6:.2f} MB")
+        folders = ", ".join(f"{split}/{sub}" if sub else f"{split}/" for sub in expected)
+        lines.append(f"{split}: {len(names)} images; every pixel of {folders} equals {path.name} "
+                     f"({', '.join(array_files.read(path))}); {path.name} "
+                     f"{path.stat().st_size / 1e6:.2f} MB, its PNGs {pngs / 1e6:.2f} MB")
     return lines
 
 
 def main(argv=None) -> None:
-    p = boundary.ArgumentParser(prog="python -m maskgit_jax.data.emoji64", description=__doc__.split("\n")[0])
+    p = boundary.ArgumentParser(prog="python -m maskgit_jax.data.emoji64",
+                                description=__doc__.split("\n")[0])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--build", metavar="FOLDER", help="make the .npz files from this PNG folder")
     which.add_argument("--export", metavar="OUT", help="write the PNG folder into OUT (new or empty)")
