@@ -73,7 +73,7 @@ def export(out: Path, source: Path = FOLDER, overwrite: bool = False) -> None:
     empty; with ``overwrite`` it may hold an earlier export, which is replaced)."""
     splits = {split: array_files.read_images(source / f"{split}.npz", IMAGE_SIZE) for split in IMAGE_SPLITS}
     test = array_files.read_test_set(source / "test.npz", IMAGE_SIZE)
-    readme = (source / "README.md").read_text()
+    readme = (FOLDER / "README.md").read_text()  # the attribution travels with the images
     output_folder.prepare_folder(out, [source], overwrite, flag="--export")
     masks = [n.replace("image_", "mask_") for n in test.names]
     output_folder.record(out, [
