@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 
 from maskgit_jax import canvas, fid, imageio, metrics, output_folder
-from maskgit_jax.data import faces, test_sets
+from maskgit_jax.data import faces, locate, test_sets
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.model_config import DecodingOptions
 from maskgit_jax.pipeline import InpaintOutput, MaskGIT, centre_square
@@ -143,7 +143,9 @@ def run(opts: SampleOptions, model: Optional[MaskGIT] = None) -> dict:
         raise ValueError(f"{opts.input}: --fid needs ground truth (a gt/ folder or test_gt.csv)")
     if opts.fid:
         fid.inception_variables(opts.fid_weights)  # read (and kept) now: bad weights fail here
-    output = output_folder.prepare_folder(opts.output, [opts.input], opts.overwrite)
+    # the file or folder read (emoji64/test: the shipped test.npz), not the name
+    read = locate.resolve(opts.input) if opts.input else None
+    output = output_folder.prepare_folder(opts.output, [read], opts.overwrite)
     known = _known_for_mode(opts.mode, test.known)
     source = _source(opts.mode, test)
     if opts.mode == "generate":  # no known pixels to feed back

@@ -21,6 +21,7 @@ import numpy as np
 
 from maskgit_jax import fid, metrics, output_folder, sampling, schedules
 from maskgit_jax.cli import boundary
+from maskgit_jax.data import locate
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.pipeline import MaskGIT
 
@@ -88,7 +89,8 @@ def run(opts: SweepOptions) -> list[dict]:
         raise ValueError(f"{opts.input}: the sweep needs ground truth (a gt/ folder or test_gt.csv)")
     if opts.fid:
         fid.inception_variables(opts.fid_weights)  # bad weights fail before any decoding
-    out = output_folder.prepare_folder(opts.output, [opts.input], opts.overwrite)
+    read = locate.resolve(opts.input) if opts.input else None  # emoji64/test: the shipped file
+    out = output_folder.prepare_folder(opts.output, [read], opts.overwrite)
     # Decoded from what the test set gives (the masked images); the truth is only scored against.
     images, truth, known = test.images, test.ground_truth, test.known
     true_ids = model.encode(truth, opts.batch_size)
