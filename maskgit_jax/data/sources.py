@@ -66,7 +66,7 @@ def _source_split(root: Path, split: str, held_out: int,
     """(training images, held-out images) of the folder or array file ``root``, each as image
     paths or an array (both slice alike); see the module docstring."""
     if not root.exists():
-        raise FileNotFoundError(f"image folder not found: {root}")
+        raise FileNotFoundError(f"no such image folder or .npz file: {root}")
     train, held = root, []
     if root.is_dir():
         train = locate.file_or_npz(root / split) or root
