@@ -13,7 +13,8 @@ of that mean over images, and with --fid the FID against the ground truth. An im
 come back exactly has PSNR +inf and makes that mean +inf (Navier-Stokes on one emoji64 test image);
 a note under the table then gives the mean over the other images.
 
-Test sets: --input, a folder in the lab layout with ground truth (gt/ or test_gt.csv), or the
+Test sets: --input, a folder in the lab layout with ground truth (gt/ or test_gt.csv), an .npz
+test set with gt (emoji64/test: the one shipped with the package), or the
 built-in held-out test faces with brush masks (--num of them, seed 0: sample.py's test faces).
 OpenCV is needed only here: pip install opencv-python-headless.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from maskgit_jax import fid, imageio, metrics, sampling
-from maskgit_jax.data import faces
+from maskgit_jax.data import faces, test_sets
 from maskgit_jax.data.normalize import fill_holes
 
 try:
@@ -43,9 +44,10 @@ TELEA = "OpenCV Telea"
 
 
 def test_set(input_dir: str | None, num: int, image_size: int):
-    """(names, truth uint8 (N,H,W,3), known bool (N,H,W)) of a lab-layout folder or the built-in faces."""
+    """(names, truth uint8 (N,H,W,3), known bool (N,H,W)) of a test set (a lab-layout folder, an
+    .npz test set, emoji64/test) or the built-in faces."""
     if input_dir:
-        test = imageio.read_lab_layout(input_dir, image_size)
+        test = test_sets.read_test_set(input_dir, image_size)
         if test.ground_truth is None:
             sys.exit(f"{input_dir}: no ground truth (gt/ or test_gt.csv) to score against")
         return test.names, test.ground_truth, test.known
@@ -126,7 +128,7 @@ def write(path: Path, rows: list[dict], title: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--input", default=None, help="lab-layout folder with ground truth; default: the "
+    p.add_argument("--input", default=None, help="test set with ground truth (lab-layout folder, .npz, emoji64/test); default: the "
                    "built-in held-out test faces")
     p.add_argument("--num", type=int, default=1024, help="how many built-in test faces (without --input)")
     p.add_argument("--image_size", type=int, default=64, help="image side of the --input folder")

@@ -17,6 +17,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +28,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-EMOJI = ROOT.parent / "shared" / "data" / "emoji64"
 EXTENSIONS = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}  # pytorch-fid's
 
 
@@ -67,12 +67,18 @@ def pytorch_fid_distance(f1: np.ndarray, f2: np.ndarray, eps: float = 1e-6) -> f
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.fid_vs_torch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--a", default=str(EMOJI / "test" / "gt"), help="first image folder")
-    p.add_argument("--b", default=str(EMOJI / "val"), help="second image folder")
+    p.add_argument("--a", help="first image folder (default: the shipped emoji64's test/gt, exported)")
+    p.add_argument("--b", help="second image folder (default: the shipped emoji64's val, exported)")
     p.add_argument("--batch_size", type=int, default=50)
     p.add_argument("--weights", default=None, help="default_1.pt (default: maskgit_jax's cached copy)")
     p.add_argument("--tolerance", type=float, default=0.005, help="largest relative FID difference")
     args = p.parse_args(argv)
+    if not (args.a and args.b):  # both sides read image folders: the shipped emoji64 as PNGs
+        from maskgit_jax.data.emoji64.__main__ import export
+        exported = tempfile.TemporaryDirectory(prefix="emoji64_")  # removed when main returns
+        emoji = Path(exported.name) / "emoji64"
+        export(emoji)
+        args.a, args.b = args.a or str(emoji / "test" / "gt"), args.b or str(emoji / "val")
 
     import jax  # after argparse: --help stays instant
 

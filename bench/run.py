@@ -19,8 +19,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import numpy as np  # noqa: E402  (after the environment is set)
 
 from bench import decode_speed, device, encode_speed, models, report, speedups, train_speed  # noqa: E402
-from maskgit_jax import imageio  # noqa: E402
-from maskgit_jax.data import faces  # noqa: E402
+from maskgit_jax.data import faces, test_sets  # noqa: E402
 
 SECTIONS = ("encode", "train", "decode", "speedups")
 
@@ -37,7 +36,8 @@ def parse(argv):
     p.add_argument("--out", default="bench/RESULTS.md", help="file the tables are appended to; "
                    "empty: print only")
     p.add_argument("--test_set", default="faces", help="'faces' (built-in held-out faces with "
-                   "brush masks) or a folder in the lab layout (masked_image/, mask64/)")
+                   "brush masks), a folder in the lab layout (masked_image/, mask64/), an .npz test "
+                   "set or emoji64/test (shipped)")
     p.add_argument("--num_images", type=int, default=747 if acc else 256,
                    help="test images (the lab's test set has 747)")
     p.add_argument("--loop_images", type=int, default=100 if acc else 32,
@@ -62,7 +62,7 @@ def test_set(args) -> tuple[np.ndarray, np.ndarray, str]:
     if args.test_set == "faces":
         images, known = faces.faces_test_set(args.num_images)
         return images, known, f"{len(images)} built-in held-out faces with brush masks"
-    lab = imageio.read_lab_layout(args.test_set)
+    lab = test_sets.read_test_set(args.test_set)
     return (lab.images[: args.num_images], lab.known[: args.num_images],
             f"{min(len(lab), args.num_images)} images of {args.test_set}")
 

@@ -263,16 +263,22 @@ def write_lab_layout(
     images: np.ndarray,
     known: np.ndarray,
     names: list[str] | None = None,
+    masked_images: np.ndarray | None = None,
 ) -> None:
     """Write a test set in the lab layout.
 
-    images: uint8 (N, H, W, 3) originals, written to gt/; masked copies (holes gray 128) go to
-    masked_image/ and the masks (0 missing / 255 known) to mask64/. known: bool (N, H, W), True = known.
-    names default to image_000.png ... (3 digits, more when N > 1000) and must look like image_XXX.png.
+    images: uint8 (N, H, W, 3) originals, written to gt/; masked copies (holes gray 128, or
+    ``masked_images`` as given) go to masked_image/ and the masks (0 missing / 255 known) to mask64/.
+    known: bool (N, H, W), True = known. names default to image_000.png ... (3 digits, more when
+    N > 1000) and must look like image_XXX.png.
     """
     images, known = np.asarray(images), np.asarray(known).astype(bool)
     if images.ndim != 4 or images.shape[-1] != 3 or known.shape != images.shape[:3]:
         raise ValueError(f"expected images (N, H, W, 3) and known (N, H, W), got {images.shape} and {known.shape}")
+    if masked_images is None:
+        masked_images = np.where(known[..., None], images, HOLE_GRAY).astype(np.uint8)
+    elif np.shape(masked_images) != images.shape:
+        raise ValueError(f"expected masked images {images.shape}, got {np.shape(masked_images)}")
     n = len(images)
     if names is None:
         digits = max(3, len(str(n - 1)))
@@ -280,10 +286,10 @@ def write_lab_layout(
     if len(names) != n:
         raise ValueError(f"got {len(names)} names for {n} images")
     folder = Path(folder)
-    for name, image, k in zip(names, images, known):
+    for name, image, masked, k in zip(names, images, masked_images, known):
         m = _IMAGE_NAME.match(name)
         if not m:
             raise ValueError(f"name {name!r} does not look like image_XXX.png")
         write_image(folder / "gt" / name, image)
-        write_image(folder / "masked_image" / name, np.where(k[..., None], image, HOLE_GRAY).astype(np.uint8))
+        write_image(folder / "masked_image" / name, masked)
         write_mask(folder / "mask64" / f"mask_{m.group(1)}.png", k)

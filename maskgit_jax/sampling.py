@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 
 from maskgit_jax import canvas, fid, imageio, metrics, output_folder
-from maskgit_jax.data import faces
+from maskgit_jax.data import faces, locate, test_sets
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.model_config import DecodingOptions
 from maskgit_jax.pipeline import InpaintOutput, MaskGIT, centre_square
@@ -38,7 +38,7 @@ class SampleOptions:
     """What sample.py's flags set. Decoding options left None take the model's own defaults."""
     output: str
     model: str = DEFAULT_MODEL      # a shipped name, an exported model folder or a training workdir
-    input: Optional[str] = None     # lab-layout folder; None: the built-in held-out test faces
+    input: Optional[str] = None     # test set (test_sets.read_test_set); None: the built-in test faces
     num_builtin: int = 64           # how many built-in test faces
     mode: str = "inpaint"           # inpaint | generate | outpaint
     schedule: Optional[str] = None
@@ -68,9 +68,10 @@ class SampleOptions:
 
 
 def test_set(opts: SampleOptions, image_size: int) -> imageio.LabTestSet:
-    """The lab-layout folder ``opts.input``, or the built-in held-out test faces."""
+    """The test set ``opts.input`` (a lab-layout folder, an .npz test set, emoji64/test), or the
+    built-in held-out test faces."""
     if opts.input:
-        return imageio.read_lab_layout(opts.input, image_size)
+        return test_sets.read_test_set(opts.input, image_size)
     images, known = faces.faces_test_set(opts.num_builtin, seed=opts.test_seed)
     names = [f"image_{i:03d}.png" for i in range(len(images))]
     return imageio.LabTestSet(names=names, images=fill_holes(images, known), known=known,
@@ -142,7 +143,9 @@ def run(opts: SampleOptions, model: Optional[MaskGIT] = None) -> dict:
         raise ValueError(f"{opts.input}: --fid needs ground truth (a gt/ folder or test_gt.csv)")
     if opts.fid:
         fid.inception_variables(opts.fid_weights)  # read (and kept) now: bad weights fail here
-    output = output_folder.prepare_folder(opts.output, [opts.input], opts.overwrite)
+    # the file or folder read (emoji64/test: the shipped test.npz), not the name
+    read = locate.resolve(opts.input) if opts.input else None
+    output = output_folder.prepare_folder(opts.output, [read], opts.overwrite)
     known = _known_for_mode(opts.mode, test.known)
     source = _source(opts.mode, test)
     if opts.mode == "generate":  # no known pixels to feed back

@@ -21,6 +21,7 @@ import numpy as np
 
 from maskgit_jax import fid, metrics, output_folder, sampling, schedules
 from maskgit_jax.cli import boundary
+from maskgit_jax.data import locate
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.pipeline import MaskGIT
 
@@ -36,7 +37,7 @@ class SweepOptions:
     schedules: Sequence[str] = ("linear", "cosine", "square")
     total_iters: Sequence[int] = (1, 4, 8, 12)
     sweet_spots: Sequence[int] = (0,)  # 0: all T steps; s > 0: stop after s steps (skipped where s >= T)
-    input: Optional[str] = None        # lab-layout folder; None: the built-in held-out test faces
+    input: Optional[str] = None        # test set (test_sets.read_test_set); None: the built-in test faces
     num_builtin: int = 64
     choice_temperature: Optional[float] = None  # None: the model's default
     pixel_feedback: Optional[bool] = None  # None: the model's default
@@ -88,7 +89,8 @@ def run(opts: SweepOptions) -> list[dict]:
         raise ValueError(f"{opts.input}: the sweep needs ground truth (a gt/ folder or test_gt.csv)")
     if opts.fid:
         fid.inception_variables(opts.fid_weights)  # bad weights fail before any decoding
-    out = output_folder.prepare_folder(opts.output, [opts.input], opts.overwrite)
+    read = locate.resolve(opts.input) if opts.input else None  # emoji64/test: the shipped file
+    out = output_folder.prepare_folder(opts.output, [read], opts.overwrite)
     # Decoded from what the test set gives (the masked images); the truth is only scored against.
     images, truth, known = test.images, test.ground_truth, test.known
     true_ids = model.encode(truth, opts.batch_size)
@@ -190,7 +192,8 @@ def main(argv=None) -> None:
                                     "(default: MODEL/sweep for a folder, else sweep_MODEL)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the report of an earlier run in --output")
-    p.add_argument("--input", help="test folder in the lab layout (default: built-in test faces)")
+    p.add_argument("--input", help="test set: a lab-layout folder, an .npz test set or emoji64/test "
+                                   "(shipped); default: built-in test faces")
     p.add_argument("--schedules", default="linear,cosine,square")
     p.add_argument("--total_iters", default="1,4,8,12")
     p.add_argument("--sweet_spots", default="0", help="0 = all steps")

@@ -95,6 +95,7 @@ SAMPLE = [
     ("--input={d}/lab --output={d}/lab/masked_image", "lies inside the input"),
     ("--input={d}/lab --output={d}", "holds the input"),
     ("--input={d}/lab_dup --output={d}/o", "two files for number 001"),
+    ("--input={d}/notes.txt --output={d}/o", "cannot read array file: "),  # not a folder: an .npz
     ("--num=2 --output={d}/nonempty", "is not empty; choose a new folder, or pass --overwrite"),
     ("--num=2 --output={d}/nonempty --overwrite", "notes.txt, which maskgit_jax did not write"),
     ("--choice_temperature=-1 --output={d}/o", "choice_temperature must be a finite number >= 0"),
@@ -111,6 +112,20 @@ SAMPLE = [
 def test_sample(d, args, message):
     assert message in one_line_error("maskgit_jax.cli.sample", args, d)
     assert not (d / "o").exists()  # nothing written for a refused command
+
+
+EMOJI64 = [
+    ("--build {d}/pics --into {d}/o", "missing folder: "),
+    ("--check {d}", "missing folder: "),
+    ("--export {d}/pics", "is not empty"),
+    ("", "one of the arguments --build --export --check is required"),
+]
+
+
+@pytest.mark.parametrize("args, message", EMOJI64)
+def test_emoji64_files(d, args, message):
+    assert message in one_line_error("maskgit_jax.data.emoji64", args, d)
+    assert not (d / "o").exists()
 
 
 TRAIN = [  # each case with its own workdir ({d}/w_INDEX); the batch case runs on two virtual devices

@@ -1,4 +1,4 @@
-"""A hostile-input pass over every file reader: images, masks, course checkpoints, FID weights,
+"""A hostile-input pass over every file reader: images, masks, .npz image sets, course checkpoints, FID weights,
 exported models and official MaskGIT checkpoints, each truncated, corrupted inside (a CRC-checked zip member or PNG chunk, a
 structural msgpack byte), of the wrong type, and with a header asking for an absurd size. Each must
 be a ValueError (what every command line turns into one line) naming the file, on one line.
@@ -7,6 +7,7 @@ The hostile files are made here from small valid ones: an image and a mask writt
 small torch file saved by torch, and a copy of the shipped faces-small model.
 """
 
+import io
 import json
 import shutil
 import struct
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from maskgit_jax import imageio, pretrained
+from maskgit_jax.data import array_files
 from maskgit_jax.fid import weights as fid_weights
 from maskgit_jax.lab_import.weights import Weights
 from maskgit_jax.pipeline import MaskGIT
@@ -69,6 +71,26 @@ def _torch_file(path: Path, how: str) -> Path:
     elif how == "huge header":  # data.pkl opens a 2**62-byte bytes object (BINBYTES8)
         with zipfile.ZipFile(path, "w") as z:
             z.writestr("archive/data.pkl", b"\x80\x02\x8e" + struct.pack("<Q", 2**62))
+    return path
+
+
+# --- .npz image sets (the data sources' array files) ------------------------------------------------
+
+def _array_file(path: Path, how: str) -> Path:
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    array_files.write_images(path, images, [f"{i}.png" for i in range(4)])
+    if how == "truncated":
+        _half(path)
+    elif how == "corrupt":
+        flip_byte_inside_member(path, "images.npy")
+    elif how == "wrong type":
+        _image(path.with_suffix(".png"), "valid").rename(path)
+    elif how == "huge header":  # an .npy header announcing 2**40 bytes over 64 bytes of data
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (2**40,)})
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("images.npy", header.getvalue() + bytes(64))
     return path
 
 
@@ -126,6 +148,7 @@ def _official(folder: Path, how: str) -> Path:
 
 READERS = {  # name: (make the hostile file, read it)
     "image": (_image, imageio.read_image, ".png"),
+    "array file": (_array_file, array_files.read_images, ".npz"),
     "mask": (_image, imageio.read_mask, ".png"),
     "course checkpoint": (_torch_file, Weights.read, ".pt"),
     "FID weights": (_torch_file, fid_weights.load_variables, ".pt"),

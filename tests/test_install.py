@@ -63,3 +63,17 @@ def test_installed_package_inpaints_trains_and_exports_elsewhere(installed, tmp_
     assert (elsewhere / "run" / "model" / "params.msgpack").is_file()
     assert sorted(p.name for p in (elsewhere / "samples").glob("image_*.png")) == [
         "image_000.png", "image_001.png", "image_002.png"]
+
+
+def test_installed_package_ships_emoji64_and_its_attribution(installed, tmp_path):
+    """A pip install has the emoji64 splits (read by name from a folder without one) and their
+    CC-BY notice, next to the files and in the package metadata."""
+    script = ("from maskgit_jax.data import locate, test_sets; print(locate.resolve('emoji64'), "
+              "len(test_sets.read_test_set('emoji64/test')))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(installed),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == [str(installed / "maskgit_jax" / "data" / "emoji64"), "400"], proc.stderr
+    shipped = installed / "maskgit_jax" / "data" / "emoji64"
+    assert {p.name for p in shipped.iterdir()} >= {"train.npz", "val.npz", "test.npz", "README.md"}
+    notices = list(installed.glob("maskgit_jax-*.dist-info/licenses/maskgit_jax/data/emoji64/README.md"))
+    assert len(notices) == 1 and "CC-BY 4.0" in notices[0].read_text()

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from maskgit_jax import imageio, output_folder, sampling
-from maskgit_jax.data import faces
+from maskgit_jax.data import array_files, faces
+from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.pipeline import MaskGIT
 
 
@@ -47,6 +48,19 @@ def test_a_lab_folder_is_decoded_from_its_masked_images_not_its_ground_truth(mod
         # composite=paste keeps the known pixels of the input: the user's, not the truth's
         np.testing.assert_array_equal(out[known[i]], truth[i][known[i]])
     assert report["l1_masked"] > 60  # and it is scored against that (inverted) truth
+
+
+def test_an_npz_test_set_is_an_input_that_outputs_never_replace(model, tmp_path):
+    """--input=DIR/set reads DIR/set.npz, like a lab folder; the output may not be that file."""
+    truth, known = faces.faces_test_set(2, seed=3)
+    imageio.write_lab_layout(tmp_path / "lab", truth, known)
+    lab = imageio.read_lab_layout(tmp_path / "lab")
+    array_files.write(tmp_path / "set.npz", array_files.test_set_arrays(lab))
+    from_npz = sampling.test_set(_options(tmp_path / "out", tmp_path / "set"), 64)
+    np.testing.assert_array_equal(from_npz.images, fill_holes(truth, known))
+    np.testing.assert_array_equal(from_npz.ground_truth, truth)
+    with pytest.raises(output_folder.OutputError, match=r"set.npz: is the input"):
+        sampling.run(_options(tmp_path / "set.npz", tmp_path / "set"), model)
 
 
 def test_all_known_masks_give_valid_json_without_numpy_warnings(model, tmp_path):

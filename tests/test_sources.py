@@ -1,13 +1,15 @@
-"""Image-folder data source: recursive, decoded by content, clear errors naming the file; held-out splits."""
+"""Image-folder and .npz data sources: recursive, decoded by content, clear errors naming the file;
+held-out splits; the shipped emoji64 by name, a path that exists first."""
 
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from maskgit_jax.data import faces, sources
+from maskgit_jax.data import array_files, faces, locate, sources
 from maskgit_jax.imageio import ImageError
 
 
@@ -142,3 +144,39 @@ def test_tfds_holds_out_its_validation_split_else_the_end_of_train(monkeypatch, 
     np.testing.assert_array_equal(sources.load_held_out("tfds:x", "train", 2, image_size=16), five[3:])
     with pytest.raises(ValueError, match=r"train_split='train\[:50%\]': tfds:x has no validation"):
         sources.load_images("tfds:x", "train[:50%]", image_size=16, held_out=2)
+
+
+def test_an_npz_of_images_is_a_source_and_a_split(tmp_path, five):
+    """An .npz of images trains like a folder without val/ (its last images held out, in its
+    order); train.npz and val.npz in a folder are its splits, like train/ and val/."""
+    array_files.write_images(tmp_path / "set.npz", five, list("edcba"))
+    np.testing.assert_array_equal(sources.load_images(str(tmp_path / "set.npz"), image_size=16,
+                                                      held_out=2), five[:3])
+    np.testing.assert_array_equal(sources.load_held_out(str(tmp_path / "set.npz"), "train", 2,
+                                                        image_size=16), five[3:])
+    folder = tmp_path / "splits"
+    array_files.write_images(folder / "train.npz", five[:3], ["a.png", "b.png", "c.png"])
+    array_files.write_images(folder / "val.npz", five[3:], ["d.png", "e.png"])
+    np.testing.assert_array_equal(sources.load_images(str(folder), image_size=16, held_out=1), five[:3])
+    np.testing.assert_array_equal(sources.load_held_out(str(folder), "train", 1, image_size=16), five[3:4])
+    with pytest.raises(ImageError, match=r"expected 8x8, got 16x16 images: .*train.npz"):
+        sources.load_images(str(folder), image_size=8)
+    _write_images(folder / "val", five[:1], ["z.png"])  # val/ and val.npz: which one is not clear
+    with pytest.raises(ValueError, match=r"both .*val and .*val.npz exist"):
+        sources.load_held_out(str(folder), "train", 1, image_size=16)
+
+
+def test_emoji64_names_the_shipped_set_unless_a_path_of_that_name_exists(tmp_path, monkeypatch, five):
+    monkeypatch.chdir(tmp_path)
+    shipped = locate.SHIPPED["emoji64"]
+    assert locate.resolve("emoji64") == shipped
+    assert locate.resolve("emoji64/test") == shipped / "test.npz"
+    assert locate.resolve("emoji64/nothing") == Path("emoji64/nothing")  # for the caller's error
+    _write_images(tmp_path / "emoji64" / "train", five[:2], ["a.png", "b.png"])
+    _write_images(tmp_path / "emoji64" / "val", five[2:3], ["c.png"])
+    assert locate.resolve("emoji64") == Path("emoji64")  # the user's folder wins
+    np.testing.assert_array_equal(sources.load_images("emoji64", image_size=16, held_out=1), five[:2])
+    np.testing.assert_array_equal(sources.load_held_out("emoji64", "train", 1, image_size=16), five[2:3])
+    with pytest.raises(FileNotFoundError, match=r"emoji64/test: not found in the folder \./emoji64, "
+                                                r"which hides the shipped data set emoji64"):
+        locate.resolve("emoji64/test")  # never half the user's folder and half the shipped set

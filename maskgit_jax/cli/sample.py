@@ -32,8 +32,9 @@ flags.DEFINE_bool("ema", True, "A training workdir: sample with the EMA paramete
 flags.DEFINE_string("image", None, "A picture (any size) or a folder of pictures to inpaint; needs --mask.")
 flags.DEFINE_string("mask", None, "The picture's mask (same size; white = known, black = missing, gray "
                     "threshold 128), or a folder of masks with the pictures' names.")
-flags.DEFINE_string("input", None, "Folder in the lab layout (masked_image/, mask64/, optional gt/ "
-                    "or test_gt.csv); default (without --image): the built-in held-out test faces.")
+flags.DEFINE_string("input", None, "Test set: a folder in the lab layout (masked_image/, mask64/, "
+                    "optional gt/ or test_gt.csv), an .npz test set, or emoji64/test (shipped); "
+                    "default (without --image): the built-in held-out test faces.")
 flags.DEFINE_string("output", None, "Where images go: a file for one --image, else a new or empty "
                     "folder outside the inputs; default: IMAGE_inpainted.png, or "
                     "WORKDIR/samples_<mode>_<schedule>, or samples/<model>_<mode>_<schedule>.")

@@ -1,22 +1,26 @@
-"""Where training images come from: the built-in faces, an image folder, or a TFDS data source.
+"""Where training images come from: the built-in faces, an image folder, an `.npz` of images, a
+data set shipped with the package (emoji64), or a TFDS data source.
 
 ``load_images(source, split, num)`` returns the whole split as uint8 (N, H, W, 3) in memory: the
 64x64 datasets this project targets fit easily (20k images = 245 MB).
 
+A folder's split is its sub-folder ``SPLIT/`` or its array file ``SPLIT.npz`` (``array_files``);
+a name or path is resolved by ``locate.resolve`` (a path that exists wins over a shipped set's name).
+
 Every source has a held-out split that training never sees (``load_held_out``; the sample grids
-and the validation loss use it): the faces' ``val`` split; a folder's ``val/``, ``validation/`` or
-``test/`` sub-folder (the first that exists), else its last ``held_out`` images in sorted path
-order, which are then left out of training; a TFDS dataset's ``validation`` or ``test`` split, else
-the last ``held_out`` examples of the training split, likewise left out.
+and the validation loss use it): the faces' ``val`` split; a folder's ``val``, ``validation`` or
+``test`` split (the first that exists; of a test set, its ground truth), else its last ``held_out``
+images in sorted path order (an `.npz`: in its order), which are then left out of training; a TFDS
+dataset's ``validation`` or ``test`` split, else the last ``held_out`` examples of the training
+split, likewise left out.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from maskgit_jax import imageio
-from maskgit_jax.data import faces
+from maskgit_jax.data import array_files, faces, locate
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Leading bytes of the formats Pillow reads here; files without an image suffix are taken by these.
@@ -50,24 +54,38 @@ def _image_paths(folder: Path, exclude: tuple = ()) -> list[Path]:
     return paths
 
 
-def _folder_split(root: Path, split: str, held_out: int) -> tuple[list[Path], list[Path]]:
-    """(training paths, held-out paths) of the image folder ``root``; see the module docstring."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
-    train_dir = root / split if (root / split).is_dir() else root
-    held_dirs = [root / s for s in HELD_OUT_SPLITS if s != split and (root / s).is_dir()]
-    if held_dirs:
-        # Training reads train_dir; when that is the root, never its held-out sub-folders.
-        return _image_paths(train_dir, exclude=tuple(held_dirs)), _image_paths(held_dirs[0])[:held_out]
-    paths = _image_paths(train_dir)
-    if held_out and held_out >= len(paths):
-        raise ValueError(f"{train_dir} holds {len(paths)} images and no val/ or test/ sub-folder: too "
+def _images_of(location: Path, image_size: int, exclude: tuple = ()) -> list[Path] | np.ndarray:
+    """A folder's image paths (decoded later, only those used), or an array file's images."""
+    if location.is_file():
+        return array_files.read_images(location, image_size)[0]
+    return _image_paths(location, exclude)
+
+
+def _source_split(root: Path, split: str, held_out: int,
+                  image_size: int) -> tuple[list[Path] | np.ndarray, list[Path] | np.ndarray]:
+    """(training images, held-out images) of the folder or array file ``root``, each as image
+    paths or an array (both slice alike); see the module docstring."""
+    if not root.exists():
+        raise FileNotFoundError(f"no such image folder or .npz file: {root}")
+    train, held = root, []
+    if root.is_dir():
+        train = locate.file_or_npz(root / split) or root
+        held = [found for s in HELD_OUT_SPLITS if s != split and (found := locate.file_or_npz(root / s))]
+    if held:
+        # Training reads train; when that is the root, never its held-out splits.
+        return (_images_of(train, image_size, exclude=tuple(held)),
+                _images_of(held[0], image_size)[:held_out])
+    images = _images_of(train, image_size)
+    if held_out and held_out >= len(images):
+        raise ValueError(f"{train} holds {len(images)} images and no val or test split: too "
                          f"few to hold out {held_out} (config.data.num_eval) and train on the rest")
-    return paths[: len(paths) - held_out], paths[len(paths) - held_out:]
+    return images[: len(images) - held_out], images[len(images) - held_out:]
 
 
-def _read_images(paths: list[Path], image_size: int) -> np.ndarray:
-    return np.stack([imageio.read_image(p, expected_size=(image_size, image_size)) for p in paths])
+def _read_images(images: list[Path] | np.ndarray, image_size: int) -> np.ndarray:
+    if isinstance(images, np.ndarray):
+        return images
+    return np.stack([imageio.read_image(p, expected_size=(image_size, image_size)) for p in images])
 
 
 def _tfds_splits(name: str, split: str, held_out: int) -> tuple[str, str]:
@@ -116,7 +134,8 @@ def load_images(source: str, split: str = "train", num: int | None = None,
     """The training images of a source, uint8 (N, H, W, 3), without its held-out ones.
 
     source: 'faces' (built-in procedural faces, ``num`` of them), a folder path (recursive;
-    ``split`` is a sub-folder when it exists, e.g. the lab's train/ and val/), or 'tfds:NAME'.
+    ``split`` is a sub-folder or SPLIT.npz when it exists, e.g. the lab's train/ and val/), an
+    `.npz` of images, a shipped set's name ('emoji64'), or 'tfds:NAME'.
     num: at most this many (None or 0: all; 'faces' needs it). held_out: how many images
     ``load_held_out`` takes where it has to take them from the training images (see the module
     docstring); those are left out here.
@@ -127,7 +146,7 @@ def load_images(source: str, split: str = "train", num: int | None = None,
     if source.startswith("tfds:"):
         name = source[len("tfds:"):]
         return _tfds_images(name, _tfds_splits(name, split, held_out)[0], num, image_size)
-    train, _ = _folder_split(Path(os.path.expanduser(source)), split, held_out)
+    train, _ = _source_split(locate.resolve(source), split, held_out, image_size)
     return _read_images(train[:num] if num else train, image_size)
 
 
@@ -143,5 +162,5 @@ def load_held_out(source: str, split: str = "train", num: int = 64, image_size: 
     if source.startswith("tfds:"):
         name = source[len("tfds:"):]
         return _tfds_images(name, _tfds_splits(name, split, num)[1], num, image_size)
-    _, held_out = _folder_split(Path(os.path.expanduser(source)), split, num)
+    _, held_out = _source_split(locate.resolve(source), split, num, image_size)
     return _read_images(held_out, image_size)
