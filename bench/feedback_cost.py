@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -197,6 +198,8 @@ def parse(argv):
     for option in ("num_images", "batch", "repeats"):
         if getattr(args, option) < 1:
             p.error(f"--{option} must be >= 1, got {getattr(args, option)}")
+    if args.out and not Path(args.out).parent.is_dir():
+        p.error(f"--out: {args.out}: its folder does not exist")
     if min(args.total_iter) < 1:
         p.error(f"--total_iter: every T must be >= 1, got {args.total_iter}")
     return args

@@ -56,7 +56,7 @@ def test_groupnorm_makes_every_output_read_the_whole_input():
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
-def test_the_faces_tokenizers_reach_past_the_image(name):
+def test_the_faces_tokenizers_reach_across_the_image(name):
     """What the bench reports for the faces configs: convolutions alone already tie a token to
     nearly every pixel, and one pixel to more tokens than the grid has."""
     from maskgit_jax.configs import faces as faces_config
