@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
+from maskgit_jax import compile_cache, inpaint, mesh as mesh_lib, model_files, pretrained, resizing
 from maskgit_jax.model_config import DecodingOptions, ModelConfig
 from maskgit_jax.official import checkpoints as official_checkpoints, download as official_download
 
@@ -69,6 +69,7 @@ class MaskGIT:
     """
 
     def __init__(self, config: ModelConfig, params: dict, where: str = "model"):
+        compile_cache.enable()  # this model's programs compile once per machine, not per process
         self.config = config
         self.vqgan = config.vqgan()
         self.transformer = config.bidirectional_transformer()
