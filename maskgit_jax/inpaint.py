@@ -18,7 +18,7 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from maskgit_jax import decoding, masking, mesh as mesh_lib
 from maskgit_jax.data import normalize
@@ -187,13 +187,15 @@ def _class_prefix(transformer, labels_B, batch: int) -> jnp.ndarray:
     return transformer.class_tokens(labels_B)[:, None]
 
 
-@functools.partial(jax.jit, static_argnames=("vqgan", "transformer", "cfg", "return_history"))
+@functools.partial(jax.jit, static_argnames=("vqgan", "transformer", "cfg", "return_history", "mesh"))
 def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_BxHxW, rng,
-                  labels_B, cfg: InpaintConfig, return_history: bool) -> dict[str, jnp.ndarray]:
+                  labels_B, cfg: InpaintConfig, return_history: bool,
+                  mesh: Optional[Mesh] = None) -> dict[str, jnp.ndarray]:
     """The jitted pipeline on hole-filled uint8 images; returns the fields of ``InpaintResult``.
 
     labels_B: class labels for a class-conditional transformer, else None. Its class token is
     decoded as the sequence's first, known token (as the official decoder sees it) and dropped after.
+    mesh: the outputs are split over its ``data`` axis along the batch (the inputs should be too).
     """
     ids_BxL = encode_images(vqgan, vq_vars, filled_BxHxWx3, cfg)
     unknown_BxL = masking.pixel_to_token_unknown(known_BxHxW, vqgan.latent_resolution, cfg.dilate)
@@ -233,11 +235,22 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
     if return_history:
         steps, batch = state.history_ids_SxBxL.shape[:2]
         out["step_masks"] = state.history_ids_SxBxL == cfg.decode.mask_id
-        # All S*B predictions through the VQ decoder at once.
-        predictions_NxL = state.history_prediction_SxBxL.reshape(steps * batch, -1)
+        # All B*S predictions through the VQ decoder at once, example-major: split over devices
+        # along the batch, each device's rows are its own examples' steps (step-major rows would
+        # interleave the devices' examples, and every device would decode every step image).
+        predictions_NxL = jnp.swapaxes(state.history_prediction_SxBxL, 0, 1).reshape(batch * steps, -1)
         step_images = decode_images(vqgan, vq_vars, predictions_NxL, cfg)
-        out["step_images"] = step_images.reshape((steps, batch) + step_images.shape[1:])
-    return out
+        out["step_images"] = jnp.swapaxes(step_images.reshape((batch, steps) + step_images.shape[1:]),
+                                          0, 1)
+    return out if mesh is None else _split_over_batch(out, mesh)
+
+
+def _split_over_batch(out: dict[str, jnp.ndarray], mesh: Mesh) -> dict[str, jnp.ndarray]:
+    """The outputs declared split over ``mesh``'s ``data`` axis along their batch axis (axis 1 of
+    the per-step fields), so that the compiler never gathers a batch onto every device."""
+    spec = lambda name: P(None, "data") if name.startswith("step_") else P("data")
+    return {name: jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec(name)))
+            for name, x in out.items()}
 
 
 def _as_variables(params_or_variables: Any) -> Any:
@@ -268,19 +281,22 @@ def _check_inputs(vqgan, transformer, images_BxHxWx3, known_BxHxW, cfg: InpaintC
 
 def _dispatch(vqgan, vq_params, transformer, tr_params, images_BxHxWx3, known_BxHxW,
               cfg: InpaintConfig, rng: jax.Array, return_history: bool,
-              place=lambda x: x, labels_B=None) -> dict[str, jax.Array]:
+              mesh: Optional[Mesh] = None, labels_B=None) -> dict[str, jax.Array]:
     """Checks the inputs, fills the holes and starts the jitted core (asynchronously, device arrays).
 
-    place: puts each per-example input where the core should read it (e.g. split over devices).
+    mesh: the per-example inputs and outputs are split over its ``data`` axis (every device decodes
+    its share of the batch; the batch must divide evenly); None: wherever the inputs are.
     """
     images = np.asarray(images_BxHxWx3)
     known = np.asarray(known_BxHxW, bool)
     _check_inputs(vqgan, transformer, images, known, cfg)
     labels = _check_labels(transformer, labels_B, len(images))
     filled = normalize.fill_holes(images, known, cfg.hole_gray)
+    place = (lambda x: x) if mesh is None else (
+        lambda x: jax.device_put(x, mesh_lib.batch_sharded(mesh)))
     return _inpaint_core(vqgan, _as_variables(vq_params), transformer, tr_params, place(filled),
                          place(known), place(rng), labels_B=None if labels is None else place(labels),
-                         cfg=cfg, return_history=return_history)
+                         cfg=cfg, return_history=return_history, mesh=mesh)
 
 
 def _check_labels(transformer, labels_B, batch: int) -> Optional[np.ndarray]:
@@ -316,14 +332,14 @@ def inpaint(vqgan, vq_params, transformer, tr_params, images_uint8_BxHxWx3, know
     return InpaintResult(**jax.device_get(out))
 
 
-def _concat_batches(outs: list[dict[str, np.ndarray]], count: int) -> InpaintResult:
-    """Batch outputs joined along the batch axis (axis 1 for the per-step fields), cut to ``count``."""
+def _concat_batches(outs: list[dict[str, np.ndarray]], batches: list[np.ndarray]) -> InpaintResult:
+    """Batch outputs joined along the batch axis (axis 1 for the per-step fields), one row per
+    example: the padding rows (repeats of a batch's last example) dropped."""
+    firsts = np.unique(np.concatenate(batches), return_index=True)[1]
     fields = {}
     for name in outs[0]:
-        if name.startswith("step_"):
-            fields[name] = np.concatenate([o[name] for o in outs], axis=1)[:, :count]
-        else:
-            fields[name] = np.concatenate([o[name] for o in outs], axis=0)[:count]
+        axis = 1 if name.startswith("step_") else 0
+        fields[name] = np.take(np.concatenate([o[name] for o in outs], axis=axis), firsts, axis=axis)
     return InpaintResult(**fields)
 
 
@@ -334,11 +350,10 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     """``inpaint`` over a data set of N images in batches of at most ``batch_size``.
 
     Example i decodes with key ``jax.random.fold_in(rng, i)``, so the tokens are the same for any
-    batch size. With a ``mesh``, each batch is split over its ``data`` axis (every device decodes its
-    share of the batch) and the batch size is rounded up to a multiple of the device count. Fewer
-    images than ``batch_size`` run as one batch of the next power of two (a handful of images never
-    costs a full batch's work, and a few sizes serve every call); the last batch of a longer run is
-    padded to full size (one compilation). labels_N: class labels (N,) of a class-conditional model.
+    batch size. With a ``mesh``, each batch is split over its ``data`` axis (every device decodes
+    its share of the batch). Batch sizes follow ``batch_plan``: a few images never cost a full
+    batch's work, and a few sizes (compilations) serve every call. labels_N: class labels (N,) of a
+    class-conditional model.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -347,28 +362,32 @@ def inpaint_batched(vqgan, vq_params, transformer, tr_params, images_uint8_NxHxW
     count = images.shape[0]
     if count == 0 or known.shape[0] != count:
         raise ValueError(f"inpaint_batched: {count} images and {known.shape[0]} masks")
-    batch_size, take = batch_plan(count, batch_size, 1 if mesh is None else mesh.devices.size)
-    images, known, padded = images[take], known[take], len(take)
-    labels = None if labels_N is None else np.asarray(labels_N)[take]
-    keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(padded))
-    split = {} if mesh is None else dict(
-        place=lambda x: jax.device_put(x, mesh_lib.batch_sharded(mesh)))
+    batches = batch_plan(count, batch_size, 1 if mesh is None else mesh.devices.size)
+    keys_N = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(count))
+    labels = None if labels_N is None else np.asarray(labels_N)
     # Dispatch every batch before fetching any, so the device never waits for the host.
-    outs = [_dispatch(vqgan, vq_params, transformer, tr_params, images[i:i + batch_size],
-                      known[i:i + batch_size], cfg, keys_N[i:i + batch_size], return_history, **split,
-                      labels_B=None if labels is None else labels[i:i + batch_size])
-            for i in range(0, padded, batch_size)]
-    return _concat_batches(jax.device_get(outs), count)
+    outs = [_dispatch(vqgan, vq_params, transformer, tr_params, images[take], known[take], cfg,
+                      keys_N[take], return_history, mesh=mesh,
+                      labels_B=None if labels is None else labels[take])
+            for take in batches]
+    return _concat_batches(jax.device_get(outs), batches)
 
 
-def batch_plan(count: int, batch_size: int, devices: int = 1) -> tuple[int, np.ndarray]:
-    """(batch size, indices of the padded data set) to run ``count`` examples in equal batches.
+def batch_plan(count: int, batch_size: int, devices: int = 1) -> list[np.ndarray]:
+    """The batches that run ``count`` examples: indices into the data set, one array per batch.
 
-    The batch is at most ``batch_size``, the next power of two for fewer examples, and a multiple of
-    ``devices``; the data set is padded to whole batches by repeating its last example.
+    Batches of ``batch_size`` (rounded up to a multiple of ``devices``), then the rest in one batch
+    of the next power of two (also a multiple of ``devices``, at most ``batch_size``), padded by
+    repeating its last example: at most twice the work of the examples it holds, and the sizes a
+    process ever compiles for are ``batch_size`` and a few powers of two below it.
     """
-    batch_size = _round_up(min(batch_size, 1 << (count - 1).bit_length()), devices)
-    return batch_size, np.minimum(np.arange(_round_up(count, batch_size)), count - 1)
+    batch_size = _round_up(batch_size, devices)
+    batches = []
+    for start in range(0, count, batch_size):
+        held = min(batch_size, count - start)
+        size = min(batch_size, _round_up(1 << (held - 1).bit_length(), devices))
+        batches.append(np.minimum(np.arange(start, start + size), count - 1))
+    return batches
 
 
 def _round_up(n: int, multiple: int) -> int:

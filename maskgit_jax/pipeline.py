@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
+from maskgit_jax import compile_cache, inpaint, mesh as mesh_lib, model_files, pretrained, resizing
 from maskgit_jax.model_config import DecodingOptions, ModelConfig
 from maskgit_jax.official import checkpoints as official_checkpoints, download as official_download
 
@@ -69,6 +69,7 @@ class MaskGIT:
     """
 
     def __init__(self, config: ModelConfig, params: dict, where: str = "model"):
+        compile_cache.enable()  # this model's programs compile once per machine, not per process
         self.config = config
         self.vqgan = config.vqgan()
         self.transformer = config.bidirectional_transformer()
@@ -207,16 +208,15 @@ class MaskGIT:
     # --- internals -----------------------------------------------------------------------------
 
     def _tokenizer_batches(self, fn, inputs_N: np.ndarray, cfg, batch_size: int) -> np.ndarray:
-        """``fn(vqgan, variables, batch, cfg)`` over batches split across the devices (``batch_plan``:
-        the last batch padded to full size, so one compilation serves the whole run)."""
+        """``fn(vqgan, variables, batch, cfg)`` over batches split across the devices, in the
+        sizes of ``inpaint.batch_plan`` (a few compilations serve every call)."""
         count = len(inputs_N)
         if count == 0:
             raise ValueError("no inputs given")
-        batch_size, take = inpaint.batch_plan(count, batch_size, self.mesh.devices.size)
+        batches = inpaint.batch_plan(count, batch_size, self.mesh.devices.size)
         split = mesh_lib.batch_sharded(self.mesh)
         outs = [fn(self.vqgan, {"params": self.params["tokenizer"]},
-                   jax.device_put(inputs_N[take[i:i + batch_size]], split), cfg)
-                for i in range(0, len(take), batch_size)]
+                   jax.device_put(inputs_N[take], split), cfg) for take in batches]
         return np.concatenate(jax.device_get(outs))[:count]
 
     def _check_model_size(self, images_NxHxWx3: np.ndarray) -> None:

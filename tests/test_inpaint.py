@@ -205,6 +205,16 @@ def test_batched_results_do_not_depend_on_batch_size():
         assert np.abs(a - b).max() <= 1 and np.mean(a != b) < 1e-3, field
 
 
+def test_batch_plan_runs_the_rest_in_a_power_of_two_batch():
+    sizes = lambda *args: [len(batch) for batch in ip.batch_plan(*args)]
+    assert sizes(4, 64) == [4] and sizes(3, 64) == [4]
+    assert sizes(65, 64) == [64, 1] and sizes(70, 64) == [64, 8] and sizes(100, 64) == [64, 64]
+    assert sizes(3, 64, 8) == [8] and sizes(70, 60, 8) == [64, 8]  # multiples of the device count
+    batches = ip.batch_plan(70, 64)
+    np.testing.assert_array_equal(np.concatenate(batches)[:70], np.arange(70))
+    np.testing.assert_array_equal(batches[1], [64, 65, 66, 67, 68, 69, 69, 69])  # last one repeated
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="composite"):
         config(composite="soft")

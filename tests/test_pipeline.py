@@ -171,8 +171,9 @@ print(seen)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # Two batches of 4 (5 images), each split 2 + 2 over the devices.
-    assert proc.stdout.strip().splitlines()[-1] == "[[(0, 2), (1, 2)], [(0, 2), (1, 2)]]"
+    # 5 images: a batch of 4 split 2 + 2 over the devices, the fifth image in a batch of 2 (the
+    # next power of two, rounded up to the device count) split 1 + 1.
+    assert proc.stdout.strip().splitlines()[-1] == "[[(0, 2), (1, 2)], [(0, 1), (1, 1)]]"
 
 
 def test_decoding_options_override_only_what_is_given():

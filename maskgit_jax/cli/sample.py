@@ -15,7 +15,8 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from maskgit_jax import decoding as decoding_lib, halton, inpaint, model_files, pretrained, schedules
+from maskgit_jax import compile_cache, decoding as decoding_lib, halton, inpaint, model_files, pretrained, \
+    schedules
 from maskgit_jax.cli import boundary
 from maskgit_jax.official import download as official_download
 from maskgit_jax.pipeline import MaskGIT
@@ -189,6 +190,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+    compile_cache.enable()  # before the first compilation (the model, the FID network)
     decoding = {name: FLAGS[name].value for name in DECODING_FLAGS}
     name = _model_name()
     model = MaskGIT.from_pretrained(name, step=FLAGS.step, use_ema=FLAGS.ema)

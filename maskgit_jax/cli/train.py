@@ -39,9 +39,11 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # checkpointing logs every file at INFO
     # Imported here so that --help answers at once.
+    from maskgit_jax import compile_cache
     from maskgit_jax.train import distributed
     from maskgit_jax.train.loop import NonFiniteLossError
     from maskgit_jax.train.main import train_and_evaluate
+    compile_cache.enable()  # a resumed run starts without compiling again
     with boundary.user_errors(NonFiniteLossError):  # a diverging run: one line, like a bad input
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                _MULTIHOST.value)
