@@ -16,6 +16,7 @@ import numpy as np
 from bench import classical_inpaint
 from maskgit_jax import imageio, visualize
 from maskgit_jax.data.normalize import fill_holes
+from maskgit_jax.cli import boundary
 from maskgit_jax.pipeline import MaskGIT
 
 
@@ -29,14 +30,15 @@ def main() -> None:
     p.add_argument("--out", required=True, help="the PNG to write")
     args = p.parse_args()
 
-    models = [MaskGIT.from_pretrained(name) for name in args.model]
-    _, truth, known = classical_inpaint.test_set(args.input, args.num, models[0].image_size)
-    truth, known = truth[:args.num], known[:args.num]
-    masked = fill_holes(truth, known)
-    rows = [masked, classical_inpaint.opencv_inpaint(masked, known, cv2.INPAINT_TELEA, 3)]
-    rows += [model.inpaint(list(masked), list(known), seed=0).model_images for model in models]
-    imageio.write_image(args.out, visualize.image_grid(rows + [truth]))
-    print(f"{args.out}: rows input, Telea, {', '.join(args.model)}, truth")
+    with boundary.user_errors():  # a bad --model or --input: one line
+        models = [MaskGIT.from_pretrained(name) for name in args.model]
+        _, truth, known = classical_inpaint.test_set(args.input, args.num, models[0].image_size)
+        truth, known = truth[:args.num], known[:args.num]
+        masked = fill_holes(truth, known)
+        rows = [masked, classical_inpaint.opencv_inpaint(masked, known, cv2.INPAINT_TELEA, 3)]
+        rows += [model.inpaint(list(masked), list(known), seed=0).model_images for model in models]
+        imageio.write_image(args.out, visualize.image_grid(rows + [truth]))
+        print(f"{args.out}: rows input, Telea, {', '.join(args.model)}, truth")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 
 from bench import classical_inpaint
 from maskgit_jax import fid
+from maskgit_jax.cli import boundary
 from maskgit_jax.pipeline import MaskGIT
 
 
@@ -30,8 +31,8 @@ def ceiling_images(model: MaskGIT, truth_NxHxWx3: np.ndarray, known_NxHxW: np.nd
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="workdir, exported folder or shipped name")
-    p.add_argument("--step", type=int, default=None, help="tokenizer checkpoint of a workdir with no "
-                   "transformer (default: the latest)")
+    p.add_argument("--step", type=int, default=None, help="a workdir's checkpoint: the tokenizer's "
+                   "while it has no transformer checkpoint (default: the latest)")
     p.add_argument("--input", default=None, help="lab-layout folder with ground truth; default: the "
                    "built-in held-out test faces")
     p.add_argument("--num", type=int, default=1024, help="how many built-in test faces (without --input)")
@@ -40,17 +41,18 @@ def main() -> None:
                    "cached download)")
     args = p.parse_args()
 
-    start = time.perf_counter()
-    model = MaskGIT.from_pretrained(args.model, step=args.step)
-    names, truth, known = classical_inpaint.test_set(args.input, args.num, model.image_size)
-    images = ceiling_images(model, truth, known)
-    row = {"baseline": f"tokenizer ceiling: {args.model}" + (f" step {args.step}" if args.step else ""),
-           **classical_inpaint.pixel_scores(images, truth, known)}
-    if args.fid:
-        row["fid"] = fid.fid_from_features(fid.features_of_arrays(images, 50, args.fid_weights),
-                                           fid.features_of_arrays(truth, 50, args.fid_weights))
-    print(f"{len(names)} images, {time.perf_counter() - start:.1f} s\n")
-    print(classical_inpaint.markdown_table([row]))
+    with boundary.user_errors():  # a bad --model or --input: one line
+        start = time.perf_counter()
+        model = MaskGIT.from_pretrained(args.model, step=args.step)
+        names, truth, known = classical_inpaint.test_set(args.input, args.num, model.image_size)
+        images = ceiling_images(model, truth, known)
+        row = {"baseline": f"tokenizer ceiling: {args.model}" + (f" step {args.step}" if args.step else ""),
+               **classical_inpaint.pixel_scores(images, truth, known)}
+        if args.fid:
+            row["fid"] = fid.fid_from_features(fid.features_of_arrays(images, 50, args.fid_weights),
+                                               fid.features_of_arrays(truth, 50, args.fid_weights))
+        print(f"{len(names)} images, {time.perf_counter() - start:.1f} s\n")
+        print(classical_inpaint.markdown_table([row]))
 
 
 if __name__ == "__main__":
