@@ -241,7 +241,7 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
         train_tokenizer(config, workdir, mesh, train_images_fn, eval_set, progress, initial)
     if "transformer" in stages:
         train_transformer(config, workdir, mesh, train_images_fn, eval_set, progress, initial)
-        # Every process reads (orbax synchronises them on reads); process 0 writes.
+        # Every process reads (they agree on the steps: checkpoint_files.newest_readable); process 0 writes.
         exported, params = model_files.read_workdir(workdir, use_ema=_use_ema(config))
         if jax.process_index() == 0:
             model_files.save(workdir / "model", exported, params, overwrite=True)
