@@ -152,7 +152,7 @@ def newest_readable(directory: Path, steps: list[int], read: Callable[[int], T],
     is the newest one that every process read (a step that one process could not read is skipped
     by all; a process that read it reports it as unreadable by another). ``read`` must therefore
     not wait for the other processes (``process_local_reads``). No step readable by all: one
-    ``UnreadableCheckpointError``.
+    ``UnreadableCheckpointError`` (for a single step, that step's own).
     """
     skipped = []
     for step in sorted(steps, reverse=True):
@@ -167,6 +167,8 @@ def newest_readable(directory: Path, steps: list[int], read: Callable[[int], T],
                 f"{directory / str(step)}: unreadable checkpoint (by another process of this run)")
             failure.step_dir = directory / str(step)
         skipped.append(failure)
+    if len(skipped) == 1:  # the one step asked for: its own error
+        raise skipped[0]
     reasons = "; ".join(str(e) for e in skipped)
     raise UnreadableCheckpointError(f"{directory}: no readable checkpoint ({reasons})")
 

@@ -1,4 +1,5 @@
-"""8 devices, and 2 processes joined by jax.distributed (on 127.0.0.1), train exactly like 1 device.
+"""8 devices, and 2 processes joined by jax.distributed (on 127.0.0.1), train exactly like 1 device;
+2 processes that resume agree on the checkpoint step.
 
 Each run makes 5 updates of each stage, every one at a non-zero learning rate (tests/
 parallel_worker.py). The losses and gradient norms of every update, and the parameters after the
@@ -49,8 +50,8 @@ def _free_port() -> int:
 
 
 def _start(workdir: Path, out: Path, stages: str, devices: int, port: int = 0,
-           num_processes: int = 1, process_id: int = 0):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
+           num_processes: int = 1, process_id: int = 0, unreadable: str = ""):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), UNREADABLE=unreadable,
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     return subprocess.Popen([sys.executable, str(ROOT / "tests" / "parallel_worker.py"), str(workdir),
                              str(out), stages, str(port), str(num_processes), str(process_id)],
@@ -58,8 +59,9 @@ def _start(workdir: Path, out: Path, stages: str, devices: int, port: int = 0,
                             text=True)
 
 
-def _finish(procs, out: Path) -> dict:
-    """Waits for all processes (killing all if one hangs); the arrays process 0 wrote."""
+def _finish(procs, out: Path, logs: list | None = None) -> dict:
+    """Waits for all processes (killing all if one hangs); the arrays process 0 wrote. Each
+    process's stderr is appended to ``logs`` when given."""
     outputs = []
     try:
         for proc in procs:
@@ -69,6 +71,8 @@ def _finish(procs, out: Path) -> dict:
             proc.kill()
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
+    if logs is not None:
+        logs.extend(err for _, err in outputs)
     with np.load(out) as arrays:
         return dict(arrays)
 
@@ -144,6 +148,28 @@ def test_two_processes_train_like_one_device(one_device, tmp_path):
     # Process 0 wrote the token cache: the same as the single run's.
     with np.load(reference / "run" / "token_cache.npz") as a, np.load(two / "token_cache.npz") as b:
         np.testing.assert_array_equal(a["ids"], b["ids"])
+
+
+def test_two_processes_resume_from_the_newest_step_that_both_can_read(one_device, tmp_path):
+    """Process 1 cannot read the newest transformer checkpoint (step 5), process 0 can: both
+    resume from step 3, process 0 alone sets step 5 aside, and the two train the same updates as
+    the uninterrupted 1-device run."""
+    reference, want = one_device
+    workdir = tmp_path / "resumed"
+    shutil.copytree(reference / "run", workdir)
+    port, logs = _free_port(), []
+    got = _finish([_start(workdir, tmp_path / "resumed.npz", "transformer", 2, port, 2, i,
+                          unreadable="1:transformer/5") for i in range(2)],
+                  tmp_path / "resumed.npz", logs)
+    for process, log in enumerate(logs):
+        warned = [line for line in log.splitlines() if "unreadable checkpoint" in line]
+        assert len(warned) == 1 and "transformer/5: unreadable" in warned[0], (process, warned)
+        assert "using step 3 instead (moved to 5.corrupt-" in warned[0], (process, warned)
+    folders = sorted(p.name for p in (workdir / "checkpoints" / "transformer").iterdir())
+    # Step 5 trained again (the copied one is set aside): the same updates as the reference's.
+    assert folders[:2] == ["3", "5"] and len(folders) == 3 and folders[2].startswith("5.corrupt-")
+    config = parallel_worker.config("transformer")
+    assert_same_training(got, want, "transformer", config, TOLERANCE)
 
 
 @pytest.mark.parametrize("args", [dict(coordinator_address="127.0.0.1:1"),
