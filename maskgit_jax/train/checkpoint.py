@@ -101,8 +101,7 @@ class Checkpoints:
                                                     lambda s: self.read(s, abstract_state))
         # Every process skipped the same steps (newest_readable agrees): all take this branch or none.
         if failures and set_aside:
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(
-                int(multihost_utils.broadcast_one_to_all(np.int64(time.time())))))
+            stamp = set_aside_stamp()
             kept = [failure.step_dir.with_name(f"{failure.step_dir.name}.corrupt-{stamp}")
                     for failure in failures]
             if jax.process_index() == 0:
@@ -123,6 +122,12 @@ class Checkpoints:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def set_aside_stamp() -> str:
+    """The UTC time for the names of folders set aside, process 0's on every process."""
+    now = int(multihost_utils.broadcast_one_to_all(np.int64(time.time())))
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
 
 
 def abstract_like(state: Any, sharding: jax.sharding.Sharding) -> Any:
