@@ -167,7 +167,7 @@ def newest_readable(directory: Path, steps: list[int], read: Callable[[int], T],
                 f"{directory / str(step)}: unreadable checkpoint (by another process of this run)")
             failure.step_dir = directory / str(step)
         skipped.append(failure)
-    if len(skipped) == 1:  # the one step asked for: its own error
+    if len(skipped) == 1:  # one step tried (e.g. the one asked for): its own error
         raise skipped[0]
     reasons = "; ".join(str(e) for e in skipped)
     raise UnreadableCheckpointError(f"{directory}: no readable checkpoint ({reasons})")
