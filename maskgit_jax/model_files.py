@@ -26,7 +26,8 @@ from flax import serialization
 from ml_collections import ConfigDict
 
 from maskgit_jax import model_config as mc
-from maskgit_jax.checkpoint_files import newest_readable, quiet_orbax, reading, warn_skipped
+from maskgit_jax.checkpoint_files import (newest_readable, process_local_reads, quiet_orbax, reading,
+                                          warn_skipped)
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
@@ -195,14 +196,16 @@ def read_workdir(workdir: str | os.PathLike, step: Optional[int] = None,
         directory = workdir / "checkpoints" / stage
         read = lambda at: _restore_params(directory / str(at), use_ema)
         if step is not None and stage == last_stage:
-            at, (params[stage], ema) = step, read(step)  # the step asked for, or its error
+            candidates = [step]  # the step asked for, or its error
         elif stage == "tokenizer" and steps["transformer"]:
             # The transformer learnt the latest tokenizer's codes: an older one would decode garbage.
-            at, (params[stage], ema) = found[-1], read(found[-1])
+            candidates = found[-1:]
         else:
-            at, (params[stage], ema), failures = newest_readable(directory, found, read)
-            for failure in failures:
-                warn_skipped(failure, at, "the folder is left as it is")
+            candidates = found
+        # Every process of a run reads (the export at the end of training): they agree on the step.
+        at, (params[stage], ema), failures = newest_readable(directory, candidates, read)
+        for failure in failures:
+            warn_skipped(failure, at, "the folder is left as it is")
         about[f"{stage}_step"] = at
         if stage == "transformer":
             about["ema"] = ema
@@ -214,11 +217,12 @@ def _restore_params(step_dir: Path, use_ema: bool) -> tuple[Any, bool]:
     """The ``params`` (or ``ema_params``) item of one orbax train-state checkpoint, as NumPy arrays,
     and whether they are the EMA ones; ``UnreadableCheckpointError`` when its files are bad.
 
-    Every process of a multi-process run must call it: orbax synchronises the processes on reads.
+    Each process reads on its own (``newest_readable`` makes the processes of a run agree).
     """
     import orbax.checkpoint as ocp
     path = (step_dir / "default").absolute()
-    checkpointer = ocp.PyTreeCheckpointer()
+    checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler(),
+                                    multiprocessing_options=process_local_reads())
     with reading(step_dir), quiet_orbax():
         tree = checkpointer.metadata(path).item_metadata
         tree = getattr(tree, "tree", tree)

@@ -5,18 +5,24 @@ Run by test_distributed.py as a subprocess (XLA_FLAGS fixes its device count bef
     python tests/parallel_worker.py WORKDIR OUT.npz STAGES [PORT NUM_PROCESSES PROCESS_ID]
 
 Process 0 writes OUT.npz: ``{stage}/{step}/{leaf path}`` for the initial parameters (step 0) and
-those of the last checkpoint (step STEPS), ``{stage}/loss`` and ``{stage}/grad_norm`` (one value per
-update), and ``devices`` / ``processes``.
+those of each checkpoint (steps 3 and STEPS), ``{stage}/loss`` and ``{stage}/grad_norm`` (one value
+per update), and ``devices`` / ``processes``.
+
+With ``UNREADABLE=PROCESS:STAGE/STEP`` in the environment, that process cannot read that checkpoint
+step while it trains (its read fails as a damaged file's would; the other processes read it).
 """
 
+import os
 import sys
+from contextlib import contextmanager
 
 import jax
 import numpy as np
 
 from maskgit_jax import mesh as mesh_lib
 from maskgit_jax.configs import faces as faces_config
-from maskgit_jax.train import distributed, experiment, main
+from maskgit_jax.checkpoint_files import unreadable
+from maskgit_jax.train import checkpoint, distributed, experiment, main
 from maskgit_jax.train.metric_writer import read_metrics
 
 STEPS = 5
@@ -31,8 +37,27 @@ def config(stages: str):
         # every update runs at a non-zero rate (cosine from the peak: 0.1 x the peak at the last).
         stage.warmup_steps = 0
     c.tokenizer.disc_start = 1  # the discriminator and its GAN term take part from the 2nd update
-    c.checkpoint_every, c.sample_every = STEPS, 0
+    c.checkpoint_every, c.sample_every = 3, 0  # checkpoints at steps 3 and 5
     return c
+
+
+@contextmanager
+def unreadable_here(what: str):
+    """Inside, this process fails to read the checkpoint ``PROCESS:STAGE/STEP`` (when PROCESS is
+    this one), as if a file of it were damaged; every other read is the real one."""
+    process, _, step_dir = what.partition(":")
+    real = checkpoint.Checkpoints.read
+
+    def read(self, step, abstract_state):
+        if self.directory.parts[-1] + f"/{step}" == step_dir:
+            raise unreadable(self.directory / str(step), ValueError("DATA_LOSS: injected by the test"))
+        return real(self, step, abstract_state)
+    if what and int(process) == jax.process_index():
+        checkpoint.Checkpoints.read = read
+    try:
+        yield
+    finally:
+        checkpoint.Checkpoints.read = real
 
 
 def _init_and_abstract(stage: str, c) -> tuple:
@@ -55,7 +80,8 @@ def main_(workdir: str, out: str, stages: str, port: str = "", num_processes: st
     if int(num_processes) > 1:
         distributed.initialize(f"127.0.0.1:{port}", int(num_processes), int(process_id))
     c = config(stages)
-    main.train_and_evaluate(c, workdir, progress=False)
+    with unreadable_here(os.environ.get("UNREADABLE", "")):
+        main.train_and_evaluate(c, workdir, progress=False)
     arrays = {"devices": np.int64(jax.device_count()), "processes": np.int64(jax.process_count())}
     for stage in experiment.parse_stages(stages):
         init, abstract = _init_and_abstract(stage, c)

@@ -135,6 +135,7 @@ TRAIN = [  # each case with its own workdir ({d}/w_INDEX); the batch case runs o
     ("--config.tokenizer.batch_size=3", "must be divisible by the number of devices (2)"),
     ("--workdir={d}/afile/run", "afile/run"),   # a workdir that cannot be made
     ("--config.data.source={d}/empty", "no images under"),  # before anything is written
+    ("--on_unreadable_tokenizer=later", "flag --on_unreadable_tokenizer=later"),
 ]
 
 

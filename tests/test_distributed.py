@@ -1,4 +1,5 @@
-"""8 devices, and 2 processes joined by jax.distributed (on 127.0.0.1), train exactly like 1 device.
+"""8 devices, and 2 processes joined by jax.distributed (on 127.0.0.1), train exactly like 1 device;
+2 processes that resume agree on the checkpoint step.
 
 Each run makes 5 updates of each stage, every one at a non-zero learning rate (tests/
 parallel_worker.py). The losses and gradient norms of every update, and the parameters after the
@@ -16,6 +17,19 @@ Measured after 5 updates, float32, 8 virtual CPU devices against 1:
   summation order (1e-7 in the gradients) into relative changes of that size, and the GAN and
   the clipping (gradient norms of 150 clipped to 1) carry them on. Stage 1 is held to
   STAGE1_TOLERANCE = 2e-4, every leaf over it named in the failure message.
+  Why not 1e-5: measured in one process of 8 devices (the first device alone against all 8, the same
+  batches, the gradients taken as train_step takes them), the per-leaf gradients differ by 1.4e-7
+  (median leaf) at the first update, where the parameters are still equal (float32 summation order
+  alone), then by 4.6e-7, 2.0e-6, 2.1e-6 and 2.5e-6 at updates 2-5: each update's differences change
+  the next gradients more than the rounding does, the more as the gradients shrink (norm 146 at the
+  first updates, 5.5 at the fifth) and the GAN term joins. The worst leaf after 5 updates is then
+  9.5e-6 (an encoder attention query bias, whose gradient falls 60-fold over the 5 updates), next
+  3.5e-6 (in this test, whose two runs are separate processes, 1.1e-5). 1e-5 is this config's noise
+  floor, not a margin. A fixed summation order is not to be had from XLA: 8 devices sum their own
+  rows and then all-reduce, 1 device reduces all rows at once, and XLA chooses the association of
+  both. Making them equal would take per-shard gradients summed in our own fixed order on both
+  (gradient accumulation over a fixed number of micro-batches, also for the codebook statistics):
+  another training step than the one under test.
 - the attention key biases differ completely (relative difference about 1) in both stages: the
   softmax over the keys does not change when every score of a query grows by the same q.b_k, so
   their exact gradient is 0, and the float32 one is rounding noise, which Adam scales up to steps
@@ -49,8 +63,8 @@ def _free_port() -> int:
 
 
 def _start(workdir: Path, out: Path, stages: str, devices: int, port: int = 0,
-           num_processes: int = 1, process_id: int = 0):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
+           num_processes: int = 1, process_id: int = 0, unreadable: str = ""):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), UNREADABLE=unreadable,
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     return subprocess.Popen([sys.executable, str(ROOT / "tests" / "parallel_worker.py"), str(workdir),
                              str(out), stages, str(port), str(num_processes), str(process_id)],
@@ -58,8 +72,9 @@ def _start(workdir: Path, out: Path, stages: str, devices: int, port: int = 0,
                             text=True)
 
 
-def _finish(procs, out: Path) -> dict:
-    """Waits for all processes (killing all if one hangs); the arrays process 0 wrote."""
+def _finish(procs, out: Path, logs: list | None = None) -> dict:
+    """Waits for all processes (killing all if one hangs); the arrays process 0 wrote. Each
+    process's stderr is appended to ``logs`` when given."""
     outputs = []
     try:
         for proc in procs:
@@ -69,6 +84,8 @@ def _finish(procs, out: Path) -> dict:
             proc.kill()
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
+    if logs is not None:
+        logs.extend(err for _, err in outputs)
     with np.load(out) as arrays:
         return dict(arrays)
 
@@ -144,6 +161,28 @@ def test_two_processes_train_like_one_device(one_device, tmp_path):
     # Process 0 wrote the token cache: the same as the single run's.
     with np.load(reference / "run" / "token_cache.npz") as a, np.load(two / "token_cache.npz") as b:
         np.testing.assert_array_equal(a["ids"], b["ids"])
+
+
+def test_two_processes_resume_from_the_newest_step_that_both_can_read(one_device, tmp_path):
+    """Process 1 cannot read the newest transformer checkpoint (step 5), process 0 can: both
+    resume from step 3, process 0 alone sets step 5 aside, and the two train the same updates as
+    the uninterrupted 1-device run."""
+    reference, want = one_device
+    workdir = tmp_path / "resumed"
+    shutil.copytree(reference / "run", workdir)
+    port, logs = _free_port(), []
+    got = _finish([_start(workdir, tmp_path / "resumed.npz", "transformer", 2, port, 2, i,
+                          unreadable="1:transformer/5") for i in range(2)],
+                  tmp_path / "resumed.npz", logs)
+    for process, log in enumerate(logs):
+        warned = [line for line in log.splitlines() if "unreadable checkpoint" in line]
+        assert len(warned) == 1 and "transformer/5: unreadable" in warned[0], (process, warned)
+        assert "using step 3 instead (moved to 5.corrupt-" in warned[0], (process, warned)
+    folders = sorted(p.name for p in (workdir / "checkpoints" / "transformer").iterdir())
+    # Step 5 trained again (the copied one is set aside): the same updates as the reference's.
+    assert folders[:2] == ["3", "5"] and len(folders) == 3 and folders[2].startswith("5.corrupt-")
+    config = parallel_worker.config("transformer")
+    assert_same_training(got, want, "transformer", config, TOLERANCE)
 
 
 @pytest.mark.parametrize("args", [dict(coordinator_address="127.0.0.1:1"),

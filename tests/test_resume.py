@@ -179,6 +179,52 @@ def test_reading_a_workdir_skips_an_unreadable_latest_checkpoint_and_leaves_it(
         model_files.read_workdir(workdir)
 
 
+def _under_a_transformer(tokenizer_run: Path, to: Path) -> Path:
+    """A copy of the tokenizer run whose newest tokenizer step (6) is damaged, with transformer
+    checkpoints beside it (any checkpoint stands in for one: none is read) and their metric rows."""
+    workdir = _copy(tokenizer_run, to)
+    _truncate_largest_data_file(workdir / "checkpoints" / "tokenizer" / "6")
+    shutil.copytree(workdir / "checkpoints" / "tokenizer" / "2",
+                    workdir / "checkpoints" / "transformer" / "2")
+    (workdir / "metrics_transformer.jsonl").write_text('{"step": 2, "loss": 1.0}\n')
+    return workdir
+
+
+@pytest.mark.parametrize("stages", ["tokenizer", "transformer"])
+def test_an_unreadable_tokenizer_under_a_transformer_is_an_error_not_a_fallback(
+        tokenizer_run, tmp_path, stages):
+    """The transformer learnt the codes of the newest tokenizer step: resuming either stage from an
+    older one would silently pair it with other codes."""
+    workdir = _under_a_transformer(tokenizer_run, tmp_path / "run")
+    with pytest.raises(checkpoint.UnreadableCheckpointError,
+                       match=rf"^{workdir}/checkpoints/tokenizer/6: unreadable checkpoint .*; the "
+                             rf"transformer checkpoints in {workdir}/checkpoints/transformer learnt "
+                             r".*--on_unreadable_tokenizer=restart_transformer") as raised:
+        main.train_and_evaluate(tiny_config(**{**TOKENIZER_ONLY, "stages": stages}), workdir,
+                                progress=False)
+    assert "\n" not in str(raised.value)
+    assert _steps(workdir) == ["2", "4", "6"] and _steps(workdir, "transformer") == ["2"]
+
+
+def test_restart_transformer_sets_stage_2_aside_and_resumes_the_tokenizer(tokenizer_run, tmp_path,
+                                                                          caplog):
+    workdir = _under_a_transformer(tokenizer_run, tmp_path / "run")
+    main.train_and_evaluate(tiny_config(**TOKENIZER_ONLY), workdir, progress=False,
+                            on_unreadable_tokenizer="restart_transformer")
+    kept = sorted(p.name for p in (workdir / "checkpoints").iterdir())
+    assert kept[0] == "tokenizer" and kept[1].startswith("transformer.restarted-"), kept
+    assert os.listdir(workdir / "checkpoints" / kept[1]) == ["2"]
+    stamp = kept[1].partition(".")[2]
+    assert (workdir / f"metrics_transformer.{stamp}.jsonl").read_text().startswith('{"step": 2')
+    assert not (workdir / "metrics_transformer.jsonl").exists()
+    assert any("stage 2 starts again from step 0" in w for w in _warnings(caplog))
+    # The tokenizer resumed from step 4 like any stage (the damaged step 6 set aside, then redone).
+    steps = _steps(workdir)
+    assert steps[:3] == ["2", "4", "6"] and steps[3].startswith("6.corrupt-"), steps
+    for got, want in zip(_params(workdir, 6), _params(tokenizer_run, 6)):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_a_changed_model_is_refused_and_leaves_the_workdir_untouched(tokenizer_run, tmp_path):
     workdir = _copy(tokenizer_run, tmp_path / "run")
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}

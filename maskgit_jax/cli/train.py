@@ -29,6 +29,13 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", "",
                                    "Multi-process runs: host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Multi-process runs: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "Multi-process runs: this process's index.")
+# The choices of maskgit_jax.train.tokenizer_checkpoint.ON_UNREADABLE (not imported: --help at once).
+_ON_UNREADABLE_TOKENIZER = flags.DEFINE_enum(
+    "on_unreadable_tokenizer", "stop", ["stop", "restart_transformer"],
+    "When the newest tokenizer checkpoint cannot be read while the workdir holds transformer "
+    "checkpoints (which learnt its codes): stop with an error, or set the transformer checkpoints "
+    "aside (renamed, not deleted) and train stage 2 again from the newest readable tokenizer step. "
+    "Does nothing otherwise.")
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "Join a multi-process run whose layout JAX reads "
                                "from the cluster (TPU pod slice, SLURM, Open MPI).")
 
@@ -47,7 +54,8 @@ def main(argv):
     with boundary.user_errors(NonFiniteLossError):  # a diverging run: one line, like a bad input
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                _MULTIHOST.value)
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                           on_unreadable_tokenizer=_ON_UNREADABLE_TOKENIZER.value)
 
 
 def run(argv=None):

@@ -19,7 +19,7 @@ from maskgit_jax.data import batches, faces, sources
 from maskgit_jax.data.normalize import fill_holes
 from maskgit_jax.models import from_config
 from maskgit_jax.pipeline import MaskGIT
-from maskgit_jax.train import experiment, loop, token_cache, workdir_config
+from maskgit_jax.train import experiment, loop, token_cache, tokenizer_checkpoint, workdir_config
 from maskgit_jax.train import tokenizer_stage, transformer_stage
 from maskgit_jax.train.metric_writer import MetricWriter
 from maskgit_jax.visualize import image_grid
@@ -40,15 +40,16 @@ def _eval_set(config):
 
 
 def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_size: int,
-           initial_params=None):
+           initial_params=None, on_unreadable_tokenizer: str = "stop"):
     """(checkpoints, state, step): the newest readable checkpoint's state (unreadable newer ones
-    are set aside), or a fresh one at step 0 (with ``initial_params``, when given, as its
-    parameters)."""
+    are set aside; the tokenizer's: see tokenizer_checkpoint), or a fresh one at step 0 (with
+    ``initial_params``, when given, as its parameters)."""
     init, abstract = init_and_abstract
     mesh_lib.check_batch_size(batch_size, mesh, f"config.{stage}.batch_size")
     ckpt = experiment.checkpoints(workdir, stage, config)
     if ckpt.latest_step() is not None:
-        step, state = ckpt.restore(abstract, set_aside=True)
+        step, state = (tokenizer_checkpoint.restore(ckpt, abstract, workdir, on_unreadable_tokenizer)
+                       if stage == "tokenizer" else ckpt.restore(abstract, set_aside=True))
         return ckpt, state, step
     state = jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()
     if initial_params is not None:
@@ -81,12 +82,13 @@ def _run(stage, config, state, start, stage_config, step_fn, device_batches, ckp
 
 
 def train_tokenizer(config, workdir: Path, mesh, train_images_fn, eval_set, progress: bool = True,
-                    initial: MaskGIT | None = None):
+                    initial: MaskGIT | None = None, on_unreadable_tokenizer: str = "stop"):
     t = config.tokenizer
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(config)
     ckpt, state, start = _start("tokenizer", config, workdir,
                                 experiment.tokenizer_init(config, mesh_lib.replicated(mesh)), mesh,
-                                t.batch_size, initial and initial.params["tokenizer"])
+                                t.batch_size, initial and initial.params["tokenizer"],
+                                on_unreadable_tokenizer)
     if start >= t.steps:
         ckpt.close()
         return state.params
@@ -111,17 +113,29 @@ def train_tokenizer(config, workdir: Path, mesh, train_images_fn, eval_set, prog
                 lambda state: {"val_loss": val_loss(state.params)}, progress).params
 
 
-def _tokenizer_for_stage2(config, workdir: Path, mesh, initial: MaskGIT | None):
-    """The parameters of the workdir's newest readable tokenizer, else ``init_from``'s."""
-    if initial is not None and experiment.checkpoints(workdir, "tokenizer", config).latest_step() is None:
-        return jax.device_put(initial.params["tokenizer"], mesh_lib.replicated(mesh))
-    return experiment.restore_tokenizer(config, workdir, mesh_lib.replicated(mesh))[1]
+def _tokenizer_for_stage2(config, workdir: Path, mesh, initial: MaskGIT | None,
+                          on_unreadable_tokenizer: str):
+    """The parameters of the workdir's newest readable tokenizer (see tokenizer_checkpoint), else
+    ``init_from``'s."""
+    ckpt = experiment.checkpoints(workdir, "tokenizer", config)
+    if ckpt.latest_step() is None:
+        ckpt.close()
+        if initial is not None:
+            return jax.device_put(initial.params["tokenizer"], mesh_lib.replicated(mesh))
+        raise FileNotFoundError(f"no tokenizer checkpoint in {ckpt.directory}: train stage 1 first "
+                                "(--config.stages=tokenizer)")
+    _, abstract = experiment.tokenizer_init(config, mesh_lib.replicated(mesh))
+    _, state = tokenizer_checkpoint.restore(ckpt, abstract, workdir, on_unreadable_tokenizer)
+    ckpt.close()
+    return state.params
 
 
 def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, progress: bool = True,
-                      initial: MaskGIT | None = None):
+                      initial: MaskGIT | None = None, on_unreadable_tokenizer: str = "stop"):
     t = config.transformer
     model, tx, opts = experiment.transformer_parts(config)
+    # The tokenizer first: it decides whether the transformer's checkpoints still stand.
+    vq_params = _tokenizer_for_stage2(config, workdir, mesh, initial, on_unreadable_tokenizer)
     ckpt, state, start = _start("transformer", config, workdir,
                                 experiment.transformer_init(config, mesh_lib.replicated(mesh)), mesh,
                                 t.batch_size, initial and initial.params.get("transformer"))
@@ -129,7 +143,6 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, pr
         ckpt.close()
         return state.params
     vq_model = from_config.vqgan(config)
-    vq_params = _tokenizer_for_stage2(config, workdir, mesh, initial)
     ids = token_cache.load_or_build(workdir / "token_cache.npz",
                                     token_cache.cache_key(config, vq_params, t.cache_flips),
                                     vq_model, vq_params, train_images_fn, tuple(config.data.mean),
@@ -216,11 +229,15 @@ def _keep_initial_model(initial: MaskGIT, workdir: Path) -> None:
                          f"{folder}); resume with that one or use a new workdir")
 
 
-def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> None:
+def train_and_evaluate(config, workdir: str | Path, progress: bool = True,
+                       on_unreadable_tokenizer: str = "stop") -> None:
     """Trains the stages named in ``config.stages`` into ``workdir`` (resuming where it stopped);
-    when stage 2 is among them, exports the model to ``workdir/model``."""
+    when stage 2 is among them, exports the model to ``workdir/model``. An unreadable newest
+    tokenizer step under transformer checkpoints: ``on_unreadable_tokenizer`` ("stop": an error;
+    "restart_transformer": stage 2 again; see tokenizer_checkpoint)."""
     workdir = Path(workdir)
     stages = experiment.parse_stages(config.stages)
+    tokenizer_checkpoint.check_choice(on_unreadable_tokenizer)
     initial = None
     if config.get("init_from"):
         initial = MaskGIT.from_pretrained(config.init_from)
@@ -238,10 +255,12 @@ def train_and_evaluate(config, workdir: str | Path, progress: bool = True) -> No
     progress = progress and jax.process_index() == 0  # one progress bar for a multi-process run
     train_images_fn = functools.cache(lambda: _train_images(config))
     if "tokenizer" in stages:
-        train_tokenizer(config, workdir, mesh, train_images_fn, eval_set, progress, initial)
+        train_tokenizer(config, workdir, mesh, train_images_fn, eval_set, progress, initial,
+                        on_unreadable_tokenizer)
     if "transformer" in stages:
-        train_transformer(config, workdir, mesh, train_images_fn, eval_set, progress, initial)
-        # Every process reads (orbax synchronises them on reads); process 0 writes.
+        train_transformer(config, workdir, mesh, train_images_fn, eval_set, progress, initial,
+                          on_unreadable_tokenizer)
+        # Every process reads (they agree on the steps: checkpoint_files.newest_readable); process 0 writes.
         exported, params = model_files.read_workdir(workdir, use_ema=_use_ema(config))
         if jax.process_index() == 0:
             model_files.save(workdir / "model", exported, params, overwrite=True)
