@@ -217,10 +217,7 @@ def main(argv=None) -> None:
     info = device.describe()
     info["test set"] = f"{len(images)} built-in held-out faces with brush masks"
     text = report.header(command, info) + "\n" + cost.markdown() + "\n" + work.markdown()
-    print(text)
-    if args.out:
-        report.append(args.out, text)
-        print(f"[bench] appended to {args.out}", file=sys.stderr)
+    report.publish(text, args.out)
 
 
 if __name__ == "__main__":

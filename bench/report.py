@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import sys
 from pathlib import Path
 
 
@@ -74,3 +75,11 @@ def append(path: str, text: str) -> None:
                         "(see bench/README.md); newest last.\n\n")
     with path.open("a") as f:
         f.write("\n" + text)
+
+
+def publish(text: str, out: str | None) -> None:
+    """Prints a report and, given a file, appends it there too."""
+    print(text)
+    if out:
+        append(out, text)
+        print(f"[bench] appended to {out}", file=sys.stderr)

@@ -116,10 +116,7 @@ def main(argv=None) -> None:
     info["configs"] = "; ".join(dict.fromkeys(configs))
     info["run time"] = f"{time.perf_counter() - started:.0f} s"
     text = report.header(command, info) + "\n" + "\n".join(t.markdown() for t in tables)
-    print(text)
-    if args.out:
-        report.append(args.out, text)
-        print(f"[bench] appended to {args.out}", file=sys.stderr)
+    report.publish(text, args.out)
 
 
 if __name__ == "__main__":
