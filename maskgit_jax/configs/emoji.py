@@ -64,7 +64,9 @@ def _recipe(c):
     c.vqgan.update(enc_channels=(32, 32, 64), dec_channels=(32, 64), enc_num_res_blocks=1,
                    dec_num_res_blocks=1, enc_downsample_levels=(0, 1), dec_upsample_levels=(0, 1),
                    attn_resolutions=(), mid_attention=False, latent_dim=32, num_codes=512)
-    c.tokenizer.update(steps=3000, batch_size=32, lr=2e-3, warmup_steps=50,  # updates of 32 images
+    # 2,000 updates: the ceiling (true tokens decoded) is 27.1 dB there and 27.7 dB at 3,000; the
+    # transformer, not the tokenizer, limits the fills, so the time goes to stage 2.
+    c.tokenizer.update(steps=2000, batch_size=32, lr=2e-3, warmup_steps=50,  # updates of 32 images
                        restart_dead_codes_every=100)       # updates between dead-code restarts
     # Transformer over the 256 tokens: 4 blocks of width 128.
     c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=512, dropout=0.1,
