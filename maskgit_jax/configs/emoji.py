@@ -71,7 +71,7 @@ def _recipe(c):
     # Transformer over the 256 tokens: 4 blocks of width 128.
     c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=512, dropout=0.1,
                                predicted_embedding=True)
-    c.transformer.update(steps=3000, batch_size=32, lr=1e-3, warmup_steps=100, weight_decay=0.01,
+    c.transformer.update(steps=2500, batch_size=32, lr=1e-3, warmup_steps=100, weight_decay=0.01,
                          label_smoothing=0.0, blob_prob=0.5, schedule="linear", self_condition=0.5,
                          ema_decay=0.999)                   # updates of 32 token sequences
     c.log_every, c.checkpoint_every, c.sample_every = 50, 250, 1000  # updates
