@@ -115,7 +115,8 @@ class ModelConfig:
     mean, std: per-channel normalisation of [0, 1] input pixels, (x - mean) / std.
     output_mean, output_std: de-normalisation of decoded images; None = mean, std (the course
       normalises its test images with their own statistics and de-normalises with them too).
-    compute_dtype: activation dtype name ('float32', 'bfloat16'); parameters are float32.
+    compute_dtype: activation dtype name ('float32', 'bfloat16'); parameters are float32 (both
+      float64 for 'float64', which needs 64-bit JAX: ``models.precision``).
     decoding: the model's decoding defaults.
     about: free-form facts for people (name, data, licence, attribution, training updates).
     architecture: 'maskgit_jax' (``VQGAN`` + ``BidirectionalTransformer``) or 'official' (the
@@ -145,7 +146,8 @@ class ModelConfig:
     def vqgan(self):
         if self.architecture == "official":
             return OfficialVQGAN(**_hashable(self.tokenizer))
-        return make_vqgan(self.tokenizer, dtype=from_config.compute_dtype(self.compute_dtype))
+        return make_vqgan(self.tokenizer, dtype=from_config.compute_dtype(self.compute_dtype),
+                          param_dtype=from_config.param_dtype(self.compute_dtype))
 
     def bidirectional_transformer(self):
         if self.transformer is None:
@@ -153,6 +155,7 @@ class ModelConfig:
         if self.architecture == "official":
             return OfficialTransformer(**self.transformer)
         return BidirectionalTransformer(dtype=from_config.compute_dtype(self.compute_dtype),
+                                        param_dtype=from_config.param_dtype(self.compute_dtype),
                                         **self.transformer)
 
     def inpaint_config(self, options: DecodingOptions) -> inpaint.InpaintConfig:

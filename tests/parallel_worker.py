@@ -8,6 +8,9 @@ Process 0 writes OUT.npz: ``{stage}/{step}/{leaf path}`` for the initial paramet
 those of each checkpoint (steps 3 and STEPS), ``{stage}/loss`` and ``{stage}/grad_norm`` (one value
 per update), and ``devices`` / ``processes``.
 
+With ``COMPUTE_DTYPE=float64`` in the environment the models compute and keep their parameters (and
+Adam its moments) in float64, under 64-bit JAX; the default is the config's float32.
+
 With ``UNREADABLE=PROCESS:STAGE/STEP`` in the environment, that process cannot read that checkpoint
 step while it trains (its read fails as a damaged file's would; the other processes read it).
 """
@@ -28,9 +31,10 @@ from maskgit_jax.train.metric_writer import read_metrics
 STEPS = 5
 
 
-def config(stages: str):
+def config(stages: str, compute_dtype: str = "float32"):
     c = faces_config.get_config("tiny")
     c.stages = stages
+    c.compute_dtype = compute_dtype
     for stage in (c.tokenizer, c.transformer):
         stage.steps = STEPS
         # The tiny configs warm up over one update, i.e. make the first at learning rate 0; here
@@ -77,9 +81,12 @@ def _flat(prefix: str, state) -> dict:
 
 def main_(workdir: str, out: str, stages: str, port: str = "", num_processes: str = "1",
           process_id: str = "0") -> None:
+    compute_dtype = os.environ.get("COMPUTE_DTYPE", "float32")
+    # Before any array exists: 64-bit JAX is a process-wide switch.
+    jax.config.update("jax_enable_x64", compute_dtype == "float64")
     if int(num_processes) > 1:
         distributed.initialize(f"127.0.0.1:{port}", int(num_processes), int(process_id))
-    c = config(stages)
+    c = config(stages, compute_dtype)
     with unreadable_here(os.environ.get("UNREADABLE", "")):
         main.train_and_evaluate(c, workdir, progress=False)
     arrays = {"devices": np.int64(jax.device_count()), "processes": np.int64(jax.process_count())}

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from maskgit_jax.models.precision import at_least_float32
 from maskgit_jax.models.vqgan import num_groups_for
 
 Dtype = Any
@@ -32,7 +33,7 @@ class PatchDiscriminator(nn.Module):
     """PatchGAN discriminator; see the module docstring for the layout.
 
     ``dtype``: compute dtype (params ``param_dtype``); GroupNorm statistics and the returned
-    logits are float32.
+    logits are float32 (float64 for a float64 ``dtype``: ``precision.at_least_float32``).
     """
 
     base_channels: int = 64
@@ -46,6 +47,7 @@ class PatchDiscriminator(nn.Module):
         if images.ndim != 4:
             raise ValueError(f"PatchDiscriminator expects NHWC images, got shape {images.shape}")
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        stats = at_least_float32(self.dtype)
         x = nn.Conv(self.base_channels, (4, 4), strides=2, padding=1, name="conv_0",
                     **kw)(images.astype(self.dtype))
         x = nn.leaky_relu(x, 0.2)
@@ -56,11 +58,11 @@ class PatchDiscriminator(nn.Module):
             x = nn.Conv(ch, (4, 4), strides=stride, padding=1, use_bias=False,
                         name=f"conv_{n}", **kw)(x)
             x = nn.GroupNorm(num_groups=num_groups_for(ch, self.max_groups), epsilon=1e-5,
-                             dtype=jnp.float32, param_dtype=self.param_dtype,
-                             use_fast_variance=False, name=f"norm_{n}")(x.astype(jnp.float32))
+                             dtype=stats, param_dtype=self.param_dtype,
+                             use_fast_variance=False, name=f"norm_{n}")(x.astype(stats))
             x = nn.leaky_relu(x.astype(self.dtype), 0.2)
         x = nn.Conv(1, (4, 4), strides=1, padding=1, name="conv_out", **kw)(x)
-        return x.astype(jnp.float32)
+        return x.astype(stats)
 
 
 def hinge_d_loss(logits_real: jax.Array, logits_fake: jax.Array) -> jax.Array:
@@ -69,11 +71,11 @@ def hinge_d_loss(logits_real: jax.Array, logits_fake: jax.Array) -> jax.Array:
     The 0.5 is the taming-transformers convention (with it the loss is 1.0 when all logits are
     0); it only rescales the discriminator's gradient.
     """
-    real = jnp.mean(jax.nn.relu(1.0 - logits_real.astype(jnp.float32)))
-    fake = jnp.mean(jax.nn.relu(1.0 + logits_fake.astype(jnp.float32)))
+    real = jnp.mean(jax.nn.relu(1.0 - logits_real.astype(at_least_float32(logits_real.dtype))))
+    fake = jnp.mean(jax.nn.relu(1.0 + logits_fake.astype(at_least_float32(logits_fake.dtype))))
     return 0.5 * (real + fake)
 
 
 def hinge_g_loss(logits_fake: jax.Array) -> jax.Array:
     """Generator loss for the hinge GAN: -mean(logits_fake)."""
-    return -jnp.mean(logits_fake.astype(jnp.float32))
+    return -jnp.mean(logits_fake.astype(at_least_float32(logits_fake.dtype)))

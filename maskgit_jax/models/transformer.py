@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from maskgit_jax.models.precision import at_least_float32
+
 Dtype = Any
 
 
@@ -25,7 +27,8 @@ def einsum_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH):
     """softmax(q k^T / sqrt(H)) v spelled out: the (B, N, L, L) weights are materialised."""
     scale = q_BxLxNxH.shape[-1] ** -0.5
     logits_BxNxLxL = jnp.einsum("bqnh,bknh->bnqk", q_BxLxNxH * scale, k_BxLxNxH)
-    weights_BxNxLxL = jax.nn.softmax(logits_BxNxLxL.astype(jnp.float32), axis=-1)
+    weights_BxNxLxL = jax.nn.softmax(logits_BxNxLxL.astype(at_least_float32(logits_BxNxLxL.dtype)),
+                                     axis=-1)
     return jnp.einsum("bnqk,bknh->bqnh", weights_BxNxLxL.astype(v_BxLxNxH.dtype), v_BxLxNxH)
 
 
@@ -40,13 +43,15 @@ class Attention(nn.Module):
     heads: int
     dtype: Dtype = jnp.float32
     attention: str = "auto"
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxLxD):
         if self.attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
         head_dim = self.dim // self.heads
-        proj = lambda name: nn.DenseGeneral((self.heads, head_dim), dtype=self.dtype, name=name)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        proj = lambda name: nn.DenseGeneral((self.heads, head_dim), name=name, **kw)
         q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (proj(n)(x_BxLxD) for n in ("query", "key", "value"))
         if self.attention == "einsum":
             out_BxLxNxH = einsum_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH)
@@ -54,7 +59,7 @@ class Attention(nn.Module):
             implementation = None if self.attention == "auto" else self.attention
             out_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH,
                                                        implementation=implementation)
-        return nn.DenseGeneral(self.dim, axis=(-2, -1), dtype=self.dtype, name="out")(out_BxLxNxH)
+        return nn.DenseGeneral(self.dim, axis=(-2, -1), name="out", **kw)(out_BxLxNxH)
 
 
 class Block(nn.Module):
@@ -66,26 +71,32 @@ class Block(nn.Module):
     ln_eps: float
     dtype: Dtype = jnp.float32
     attention: str = "auto"
+    param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool):
-        ln = lambda name: nn.LayerNorm(epsilon=self.ln_eps, dtype=jnp.float32, name=name)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        ln = lambda name: nn.LayerNorm(epsilon=self.ln_eps, dtype=at_least_float32(self.dtype),
+                                       param_dtype=self.param_dtype, name=name)
         drop = nn.Dropout(self.dropout, deterministic=not train)
-        attn = Attention(self.dim, self.heads, self.dtype, self.attention, name="Attention")(x)
+        attn = Attention(self.dim, self.heads, self.dtype, self.attention, self.param_dtype,
+                         name="Attention")(x)
         x = ln("LayerNorm1")(x + drop(attn)).astype(self.dtype)
-        h = nn.Dense(self.mlp_dim, dtype=self.dtype, name="MLP_0")(x)
+        h = nn.Dense(self.mlp_dim, name="MLP_0", **kw)(x)
         h = nn.gelu(h, approximate=False)
-        h = nn.Dense(self.dim, dtype=self.dtype, name="MLP_2")(h)
+        h = nn.Dense(self.dim, name="MLP_2", **kw)(h)
         return ln("LayerNorm2")(x + drop(h)).astype(self.dtype)
 
 
 class BidirectionalTransformer(nn.Module):
-    """MaskGIT's transformer. ``__call__(ids_BxL, train) -> logits_BxLx(K+1)`` in float32.
+    """MaskGIT's transformer. ``__call__(ids_BxL, train) -> logits_BxLx(K+1)`` in float32 (float64
+    for a float64 ``dtype``: ``precision.at_least_float32``).
 
     num_codes: K, the codebook size; id K is [MASK].  seq_len: number of tokens L.
     dim / depth / heads / mlp_dim: width, number of blocks, attention heads, MLP hidden width.
     dropout: rate on embeddings, attention output and MLP output.  ln_eps: LayerNorm epsilon.
-    dtype: compute dtype (bf16 on accelerators); parameters are always float32.
+    dtype: compute dtype (bf16 on accelerators).  param_dtype: float32 (float64 only with a float64
+      ``dtype``, for numerical checks: ``models.precision``).
     attention: how attention is computed (see ``Attention``); the parameters are the same.
     predicted_embedding: adds a learned vector ``pred_emb`` to the input at positions flagged in
       ``predicted_BxL``: ids the decoder filled in at an earlier step, as opposed to given ones, so the
@@ -103,6 +114,7 @@ class BidirectionalTransformer(nn.Module):
     dtype: Dtype = jnp.float32
     attention: str = "auto"
     predicted_embedding: bool = False
+    param_dtype: Dtype = jnp.float32
 
     @property
     def mask_id(self) -> int:
@@ -113,24 +125,30 @@ class BidirectionalTransformer(nn.Module):
         """predicted_BxL: bool, True where the id is an earlier prediction; None = none. Ignored
         without ``predicted_embedding``, so callers may always pass it."""
         vocab = self.num_codes + 1
-        tok_emb = nn.Embed(vocab, self.dim, embedding_init=nn.initializers.normal(0.02), name="tok_emb")
-        pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.seq_len, self.dim))
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        stats = at_least_float32(self.dtype)
+        tok_emb = nn.Embed(vocab, self.dim, embedding_init=nn.initializers.normal(0.02),
+                           param_dtype=self.param_dtype, name="tok_emb")
+        pos_emb = self.param("pos_emb", nn.initializers.normal(0.02), (self.seq_len, self.dim),
+                             self.param_dtype)
         x = tok_emb(ids_BxL) + pos_emb[None, : ids_BxL.shape[1]]
         if self.predicted_embedding:
-            pred_emb = self.param("pred_emb", nn.initializers.normal(0.02), (self.dim,))
+            pred_emb = self.param("pred_emb", nn.initializers.normal(0.02), (self.dim,),
+                                  self.param_dtype)
             if predicted_BxL is not None:
                 x = x + jnp.where(predicted_BxL[..., None], pred_emb, 0.0)
-        x = nn.LayerNorm(epsilon=self.ln_eps, name="LN")(x)
+        x = nn.LayerNorm(epsilon=self.ln_eps, param_dtype=self.param_dtype, name="LN")(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x).astype(self.dtype)
         for i in range(self.depth):
             x = Block(self.dim, self.heads, self.mlp_dim, self.dropout, self.ln_eps, self.dtype,
-                      self.attention, name=f"blocks_{i}")(x, train)
-        h = nn.Dense(self.dim, dtype=self.dtype, name="Token_Prediction_0")(x)
+                      self.attention, self.param_dtype, name=f"blocks_{i}")(x, train)
+        h = nn.Dense(self.dim, name="Token_Prediction_0", **kw)(x)
         h = nn.gelu(h, approximate=False)
-        h = nn.LayerNorm(epsilon=self.ln_eps, name="Token_Prediction_2")(h)
-        bias = self.param("bias", nn.initializers.zeros, (self.seq_len, vocab))
-        # Weight tying with the input embedding; the product and the bias stay in float32.
-        logits = jnp.einsum("bld,vd->blv", h.astype(jnp.float32), tok_emb.embedding)
+        h = nn.LayerNorm(epsilon=self.ln_eps, param_dtype=self.param_dtype,
+                         name="Token_Prediction_2")(h)
+        bias = self.param("bias", nn.initializers.zeros, (self.seq_len, vocab), self.param_dtype)
+        # Weight tying with the input embedding; the product and the bias stay in float32 (or wider).
+        logits = jnp.einsum("bld,vd->blv", h.astype(stats), tok_emb.embedding)
         return logits + bias[None, : ids_BxL.shape[1]]
 
 

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from maskgit_jax.models.precision import at_least_float32
+
 Dtype = Any
 
 __all__ = [
@@ -93,8 +95,8 @@ class GroupNorm(nn.Module):
     """GroupNorm(32 groups, eps 1e-6, affine) wrapped in a module whose child is ``gn``.
 
     The wrapper exists only so that parameter paths read ``.../gn/scale`` like the torch keys
-    ``...gn.weight``. Statistics are computed in float32 (bf16 variance is too coarse); the
-    result is cast back to ``dtype``. (B, H, W, C) -> (B, H, W, C).
+    ``...gn.weight``. Statistics are computed in float32 (bf16 variance is too coarse; float64 for
+    a float64 ``dtype``); the result is cast back to ``dtype``. (B, H, W, C) -> (B, H, W, C).
     """
 
     dtype: Dtype = jnp.float32
@@ -106,9 +108,10 @@ class GroupNorm(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         groups = num_groups_for(x.shape[-1], self.max_groups)
         # use_fast_variance=False: E[(x-mean)^2] instead of E[x^2]-mean^2, as torch does.
-        y = nn.GroupNorm(num_groups=groups, epsilon=self.epsilon, dtype=jnp.float32,
+        stats = at_least_float32(self.dtype)
+        y = nn.GroupNorm(num_groups=groups, epsilon=self.epsilon, dtype=stats,
                          param_dtype=self.param_dtype, use_fast_variance=False,
-                         name="gn")(x.astype(jnp.float32))
+                         name="gn")(x.astype(stats))
         return y.astype(self.dtype)
 
 
@@ -195,7 +198,8 @@ class NonLocal(nn.Module):
         k = _conv(c, 1, name="k", **kw)(h).reshape(b, hgt * wid, c)
         v = _conv(c, 1, name="v", **kw)(h).reshape(b, hgt * wid, c)
         # Logits and softmax in float32: with bf16 the softmax over 256+ keys loses too much.
-        logits = jnp.einsum("bqc,bkc->bqk", q.astype(jnp.float32), k.astype(jnp.float32))
+        stats = at_least_float32(self.dtype)
+        logits = jnp.einsum("bqc,bkc->bqk", q.astype(stats), k.astype(stats))
         attn = jax.nn.softmax(logits * (c ** -0.5), axis=-1)
         out = jnp.einsum("bqk,bkc->bqc", attn.astype(self.dtype), v).reshape(b, hgt, wid, c)
         return x.astype(self.dtype) + _conv(c, 1, name="proj_out", **kw)(out)
@@ -440,8 +444,9 @@ class VectorQuantizer(nn.Module):
     Param ``embedding`` (K, D) (torch ``codebook.embedding.weight``).
 
     Distances |z|^2 - 2 z.e + |e|^2 and the loss are computed in float32 whatever the compute
-    dtype (bf16 distances would tie/miss-rank close codes). Loss (standard VQ-VAE):
-    codebook term mean((z_q - sg(z))^2) + beta * commitment term mean((sg(z_q) - z)^2).
+    dtype (bf16 distances would tie/miss-rank close codes; float64 for a float64 one). Loss
+    (standard VQ-VAE): codebook term mean((z_q - sg(z))^2) + beta * commitment term
+    mean((sg(z_q) - z)^2).
     (The course code puts beta on the codebook term instead; the value is the same,
     only the gradient split differs.)
 
@@ -467,8 +472,9 @@ class VectorQuantizer(nn.Module):
                                     self.param_dtype)
 
     def codes(self) -> jax.Array:
-        """The (K, D) float32 code vectors as used by the lookup (normalised if l2_normalize)."""
-        e = self.embedding.astype(jnp.float32)
+        """The (K, D) code vectors (float32 or float64) as used by the lookup (normalised if
+        l2_normalize)."""
+        e = self.embedding.astype(at_least_float32(self.dtype))
         return _l2_normalize(e) if self.l2_normalize else e
 
     def lookup(self, indices: jax.Array) -> jax.Array:
@@ -480,7 +486,7 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f"VectorQuantizer: last axis of z is {z.shape[-1]}, "
                              f"expected code_dim={self.code_dim}")
         lead = z.shape[:-1]
-        zf = z.astype(jnp.float32).reshape(-1, self.code_dim)
+        zf = z.astype(at_least_float32(self.dtype)).reshape(-1, self.code_dim)
         if self.l2_normalize:
             zf = _l2_normalize(zf)
         e = self.codes()
@@ -528,7 +534,8 @@ class VQGAN(nn.Module):
     * ``decode_indices(indices (B,h,w)) -> images`` (codebook lookup then decode)
 
     ``dtype`` is the activation/compute dtype; parameters are ``param_dtype`` (float32);
-    GroupNorm, attention softmax and VQ distances always run in float32.
+    GroupNorm, attention softmax and VQ distances always run in float32 (float64 for a float64
+    ``dtype``: ``precision.at_least_float32``).
     """
 
     image_channels: int = 3

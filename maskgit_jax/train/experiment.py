@@ -49,7 +49,8 @@ def tokenizer_parts(config):
     t = config.tokenizer
     model = from_config.vqgan(config)
     disc = disc_lib.PatchDiscriminator(t.disc_channels, t.disc_layers,
-                                       dtype=from_config.compute_dtype(config.compute_dtype))
+                                       dtype=from_config.compute_dtype(config.compute_dtype),
+                                       param_dtype=from_config.param_dtype(config.compute_dtype))
     tx = optim.adamw(t.lr, t.warmup_steps, t.steps, t.weight_decay, t.b1, t.b2, t.grad_clip)
     disc_tx = optim.adamw(t.lr, t.warmup_steps, t.steps, t.weight_decay, t.b1, t.b2, t.grad_clip)
     opts = tokenizer_stage.TokenizerLoss(

@@ -16,6 +16,7 @@ import optax
 
 from maskgit_jax.data import normalize as norm
 from maskgit_jax.models import discriminator as disc_lib
+from maskgit_jax.models.precision import at_least_float32
 from maskgit_jax.models import vqgan as vq_lib
 
 
@@ -64,7 +65,7 @@ def validation_loss(params, images_uint8, *, model: vq_lib.VQGAN, opts: Tokenize
     measure the codebook's and the discriminator's state, not how well images come back)."""
     x = norm.normalize(images_uint8, opts.mean, opts.std)
     recon, _ = model.apply({"params": params}, x)
-    return reconstruction_loss(recon.astype(jnp.float32), x, opts)[0]
+    return reconstruction_loss(recon.astype(at_least_float32(recon.dtype)), x, opts)[0]
 
 
 def reset_codebook_moments(opt_state, rows_K: jax.Array):
@@ -90,7 +91,7 @@ def train_step(state: TokenizerState, images_uint8, *, model: vq_lib.VQGAN,
 
     def loss_fn(params):
         recon, aux = model.apply({"params": params}, x)
-        recon = recon.astype(jnp.float32)
+        recon = recon.astype(at_least_float32(recon.dtype))
         rec_loss, l1, l2 = reconstruction_loss(recon, x, opts)
         loss = rec_loss + aux["vq_loss"]
         g_loss = jnp.zeros(())
