@@ -59,23 +59,8 @@ def _quick(c):
 
 
 def _recipe(c):
-    """The shipped emoji-small's recipe (hours on a 2-core CPU)."""
-    # Tokenizer: 16x16 tokens of 4x4 pixels (two downsamplings), 512 codes of 32 dimensions.
-    c.vqgan.update(enc_channels=(32, 32, 64), dec_channels=(32, 64), enc_num_res_blocks=1,
-                   dec_num_res_blocks=1, enc_downsample_levels=(0, 1), dec_upsample_levels=(0, 1),
-                   attn_resolutions=(), mid_attention=False, latent_dim=32, num_codes=512)
-    # 2,000 updates: the ceiling (true tokens decoded) is 27.1 dB there and 27.7 dB at 3,000; the
-    # transformer, not the tokenizer, limits the fills, so the time goes to stage 2.
-    c.tokenizer.update(steps=2000, batch_size=32, lr=2e-3, warmup_steps=50,  # updates of 32 images
-                       restart_dead_codes_every=100)       # updates between dead-code restarts
-    # Transformer over the 256 tokens: 4 blocks of width 128.
-    c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=512, dropout=0.1,
-                               predicted_embedding=True)
-    c.transformer.update(steps=2500, batch_size=32, lr=1e-3, warmup_steps=100, weight_decay=0.01,
-                         label_smoothing=0.0, blob_prob=0.5, schedule="linear", self_condition=0.5,
-                         ema_decay=0.999)                   # updates of 32 token sequences
-    c.log_every, c.checkpoint_every, c.sample_every = 50, 250, 1000  # updates
-    c.keep_checkpoints = 20
+    """The shipped emoji-small's recipe (hours on a 2-core CPU): faces.py:small16's."""
+    faces.small16(c)
 
 
 def _course(c):

@@ -1,7 +1,8 @@
 """MaskGIT on 64x64 faces: the lab-scale model, and smaller variants for the CPU and the tests.
 
     python train.py --config=configs/faces.py            # lab scale (GPU/TPU)
-    python train.py --config=configs/faces.py:small      # minutes on a 2-core CPU
+    python train.py --config=configs/faces.py:small      # minutes on a 2-core CPU (the README main job)
+    python train.py --config=configs/faces.py:small16    # hours on a 2-core CPU (the shipped faces-small)
     python train.py --config=configs/faces.py:tiny       # seconds: tests and smoke runs
 
 Any field can be overridden: --config.transformer.batch_size=64 --config.data.source=/data/faces.
@@ -12,10 +13,12 @@ import ml_collections
 from maskgit_jax.models.transformer import lab_transformer_config
 from maskgit_jax.models.vqgan import lab_vqgan_config
 
+VARIANTS = ("lab", "small", "small16", "tiny")
+
 
 def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
-    if arg not in ("lab", "small", "tiny"):
-        raise ValueError(f"configs/faces.py: unknown variant {arg!r}; use lab, small or tiny")
+    if arg not in VARIANTS:
+        raise ValueError(f"configs/faces.py: unknown variant {arg!r}; use lab, small, small16 or tiny")
     c = ml_collections.ConfigDict()
     c.seed = 0                      # everything random (data order, masks, init) derives from it
     c.stages = "tokenizer,transformer"  # comma-separated stages to train, in order
@@ -88,8 +91,11 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.sample_every = 2000           # updates between sample grids
     c.keep_checkpoints = 3
 
-    if arg == "small":
+    if arg in ("small", "small16"):
         _small(c)
+    if arg == "small16":
+        small16(c)
+        c.data.num_train = 20000    # procedural faces are free: more of them, less overfitting
     elif arg == "tiny":
         _tiny(c)
     return c
@@ -112,6 +118,30 @@ def _small(c):
     c.transformer.update(steps=1500, batch_size=32, lr=1e-3, warmup_steps=50, weight_decay=0.01,
                          label_smoothing=0.0, blob_prob=0.5, schedule="linear", self_condition=0.5)
     c.log_every, c.checkpoint_every, c.sample_every = 25, 250, 500
+
+
+def small16(c):
+    """The shipped small models' recipe (hours on a 2-core CPU; bench/RESULTS.md, "emoji64: a recipe
+    for emoji-small"): 16x16 tokens of 4x4 pixels, a wider tokenizer trained longer, a 4-block
+    transformer with inpainting-shaped masks, self-conditioning and an EMA. Applied on top of
+    ``_small`` (configs/emoji.py uses it too)."""
+    # Tokenizer: 16x16 tokens of 4x4 pixels (two downsamplings), 512 codes of 32 dimensions: a token
+    # over a hole's border wastes 16 known pixels, not 64.
+    c.vqgan.update(enc_channels=(32, 32, 64), dec_channels=(32, 64), enc_num_res_blocks=1,
+                   dec_num_res_blocks=1, enc_downsample_levels=(0, 1), dec_upsample_levels=(0, 1),
+                   attn_resolutions=(), mid_attention=False, latent_dim=32, num_codes=512)
+    # 2,000 updates: the emoji ceiling (true tokens decoded) is 27.1 dB there and 27.7 dB at 3,000;
+    # the transformer, not the tokenizer, limits the fills, so the time goes to stage 2.
+    c.tokenizer.update(steps=2000, batch_size=32, lr=2e-3, warmup_steps=50,  # updates of 32 images
+                       restart_dead_codes_every=100)       # updates between dead-code restarts
+    # Transformer over the 256 tokens: 4 blocks of width 128.
+    c.transformer_model.update(dim=128, depth=4, heads=4, mlp_dim=512, dropout=0.1,
+                               predicted_embedding=True)
+    c.transformer.update(steps=2500, batch_size=32, lr=1e-3, warmup_steps=100, weight_decay=0.01,
+                         label_smoothing=0.0, blob_prob=0.5, schedule="linear", self_condition=0.5,
+                         ema_decay=0.999)                   # updates of 32 token sequences
+    c.log_every, c.checkpoint_every, c.sample_every = 50, 250, 1000  # updates
+    c.keep_checkpoints = 20
 
 
 def _tiny(c):
