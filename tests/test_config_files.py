@@ -11,7 +11,7 @@ from maskgit_jax.configs import emoji, faces, lab
 from maskgit_jax.models import from_config
 from maskgit_jax.train import workdir_config
 
-VARIANTS = [(faces, v) for v in ("lab", "small", "tiny")] + [(lab, v) for v in ("lab", "small", "tiny")] \
+VARIANTS = [(faces, v) for v in faces.VARIANTS] + [(lab, v) for v in ("lab", "small", "tiny")] \
     + [(emoji, v) for v in emoji.VARIANTS]
 
 
@@ -27,8 +27,9 @@ def test_every_variant_builds_its_models(module, variant):
     assert shapes["params"]["tok_emb"]["embedding"].shape[0] == vqgan.num_codes + 1  # + [MASK]
 
 
-def test_emoji_default_recipe_is_a_16x16_grid_of_512_codes():
-    config = emoji.get_config()
+@pytest.mark.parametrize("config", [emoji.get_config(), faces.get_config("small16")],
+                         ids=["emoji", "faces:small16"])
+def test_the_shipped_recipes_are_a_16x16_grid_of_512_codes(config):
     vqgan = from_config.vqgan(config)
     assert (vqgan.latent_resolution, vqgan.num_codes) == (16, 512)
 
