@@ -36,8 +36,9 @@ def _order_dependence(compute_dtype: str) -> tuple[float, float]:
     the batch are permuted, at the stage-1 initialisation of the distributed tests' config."""
     c = parallel_worker.config("tokenizer", compute_dtype)
     model, disc, tx, disc_tx, opts = experiment.tokenizer_parts(c)
-    state = tokenizer_stage.init_state(jax.random.key(0), model, disc, tx, disc_tx,
-                                       c.data.image_size)
+    # One compiled program (an eager init compiles a kernel per random parameter).
+    state = jax.jit(lambda key: tokenizer_stage.init_state(key, model, disc, tx, disc_tx,
+                                                           c.data.image_size))(jax.random.key(0))
     size = c.data.image_size
     images_BxHxWxC = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), np.uint8)
     order = np.random.default_rng(1).permutation(8)
