@@ -1,7 +1,7 @@
 """How long a model's parameter initialisation takes to compile on this machine, and why.
 
     python -m bench.init_compile                    # faces.py:tiny (the tests' config)
-    python -m bench.init_compile --config=small16   # the shipped small models' recipe
+    python -m bench.init_compile --config=small16   # emoji-small's 16x16 recipe on faces
 
 Training starts by initialising each stage's parameters in one compiled program. On XLA:CPU that
 program compiles slowly for what it computes: every parameter's initialiser draws its random bits
@@ -10,9 +10,8 @@ JAX 0.5) builds a graph that the CPU backend takes seconds per parameter shape t
 non-partitionable form draws equally good random bits (different ones) and compiles several times
 faster for the convolutional models; ``tokenizer_stage.init_state`` uses it (parameters start
 replicated, so partitioning their random bits gains nothing). The transformer's init gains nothing
-measurable and keeps the default. Rows: the VQGAN's, the
-discriminator's and the transformer's ``init``, compiled with each form (wall seconds, tracing
-and lowering included).
+measurable and keeps the default. Rows: the VQGAN's, the discriminator's and the transformer's
+``init``, compiled with each form (wall seconds, tracing and lowering included).
 """
 
 import argparse
