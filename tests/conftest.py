@@ -14,3 +14,18 @@ os.environ.setdefault("MASKGIT_JAX_COMPILE_CACHE",
 from maskgit_jax import compile_cache  # noqa: E402  (after the environment it reads)
 
 compile_cache.enable()
+
+import pytest  # noqa: E402
+
+from tests.shared_folders import built_once  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A workdir of both stages of faces.py:tiny (4 updates each, checkpoints at 2 and 4, grids at
+    4, exported to WORKDIR/model). Read-only."""
+    def build(folder):
+        from maskgit_jax.configs import faces as faces_config
+        from maskgit_jax.train.main import train_and_evaluate
+        train_and_evaluate(faces_config.get_config("tiny"), folder, progress=False)
+    return built_once(tmp_path_factory, "tiny_run", build)

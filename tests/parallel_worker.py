@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import jax
 import numpy as np
 
-from maskgit_jax import mesh as mesh_lib
+from maskgit_jax import compile_cache, mesh as mesh_lib
 from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.checkpoint_files import unreadable
 from maskgit_jax.train import checkpoint, distributed, experiment, main
@@ -84,6 +84,9 @@ def main_(workdir: str, out: str, stages: str, port: str = "", num_processes: st
     compute_dtype = os.environ.get("COMPUTE_DTYPE", "float32")
     # Before any array exists: 64-bit JAX is a process-wide switch.
     jax.config.update("jax_enable_x64", compute_dtype == "float64")
+    # The test run's cache (tests/conftest.py): the resuming processes, and the inits below, read
+    # the programs that a run with the same devices compiled.
+    compile_cache.enable()
     if int(num_processes) > 1:
         distributed.initialize(f"127.0.0.1:{port}", int(num_processes), int(process_id))
     c = config(stages, compute_dtype)

@@ -54,6 +54,7 @@ import pytest
 from maskgit_jax.train import distributed, optim
 
 from tests import parallel_worker
+from tests.shared_folders import built_once
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
@@ -135,12 +136,16 @@ def assert_same_training(got: dict, want: dict, stage: str, config, tolerance: f
     assert noise and all(np.abs(b[k]).max() <= stage_config.lr * steps for k in noise), stage
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_device(tmp_path_factory):
-    """(workdir, arrays) of both stages on 1 device: the reference."""
-    workdir = tmp_path_factory.mktemp("one")
-    out = workdir.parent / "one.npz"
-    return workdir, _finish([_start(workdir / "run", out, "tokenizer,transformer", 1)], out)
+    """(workdir, arrays) of both stages on 1 device: the reference (run once, read-only)."""
+    def build(folder):
+        folder.mkdir(parents=True)
+        _finish([_start(folder / "run", folder / "one.npz", "tokenizer,transformer", 1)],
+                folder / "one.npz")
+    folder = built_once(tmp_path_factory, "distributed_one_device", build)
+    with np.load(folder / "one.npz") as arrays:
+        return folder, dict(arrays)
 
 
 def test_eight_devices_train_like_one(one_device, tmp_path):

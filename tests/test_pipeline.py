@@ -13,7 +13,6 @@ from PIL import Image
 from scipy import ndimage
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_files, pretrained, resizing
-from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.data import faces
 from maskgit_jax.export import export
 from maskgit_jax.model_config import DecodingOptions
@@ -22,15 +21,11 @@ from maskgit_jax.pipeline import MaskGIT
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """Both stages of the tiny config (EMA on), exported to WORKDIR/model when stage 2 ends."""
-    from maskgit_jax.train.main import train_and_evaluate
-    path = tmp_path_factory.mktemp("tiny")
-    config = faces_config.get_config("tiny")
-    config.sample.total_iter = 4
-    train_and_evaluate(config, path, progress=False)
-    return path
+@pytest.fixture
+def workdir(tiny_run):
+    """Both stages of the tiny config (EMA on; its grids decode with T=3), exported to
+    WORKDIR/model when stage 2 ends (conftest; read-only)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +42,7 @@ def test_exported_model_reproduces_the_workdir_exactly(workdir, test_faces):
     replicated = mesh_lib.replicated(mesh_lib.make_mesh())
     _, vq_params = experiment.restore_tokenizer(config, workdir, replicated)
     _, tr_params = experiment.restore_transformer(config, workdir, replicated, use_ema=True)
-    cfg = DecodingOptions(schedule="square", total_iter=4).inpaint_config(
+    cfg = DecodingOptions(schedule="square", total_iter=3).inpaint_config(
         config.vqgan.num_codes, tuple(config.data.mean), tuple(config.data.std))
     expected = inpaint.inpaint_batched(from_config.vqgan(config), vq_params,
                                        from_config.transformer(config), tr_params, images, known, cfg,
@@ -58,7 +53,7 @@ def test_exported_model_reproduces_the_workdir_exactly(workdir, test_faces):
     assert exported.config == from_workdir.config
     assert exported.config.about["ema"] is True and exported.config.about["transformer_step"] == 4
     for model in (from_workdir, exported):
-        assert model.decoding == DecodingOptions(schedule="square", total_iter=4)  # config.sample
+        assert model.decoding == DecodingOptions(schedule="square", total_iter=3)  # config.sample
         out = model.inpaint(images, known, batch_size=4)
         np.testing.assert_array_equal(out.ids, expected.ids)
         np.testing.assert_array_equal(np.stack(out.images), expected.images)

@@ -132,12 +132,10 @@ def test_gradient_accumulation_matches_one_big_batch():
     del dataclasses
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory):
-    """Both stages of the tiny config, 4 updates each, checkpoints at 2 and 4."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    main.train_and_evaluate(tiny_config(), workdir, progress=False)
-    return workdir
+@pytest.fixture
+def trained_tiny(tiny_run):
+    """Both stages of the tiny config, 4 updates each, checkpoints at 2 and 4 (conftest)."""
+    return tiny_run
 
 
 def _losses(workdir, stage):
