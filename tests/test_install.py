@@ -56,8 +56,7 @@ def test_installed_package_inpaints_trains_and_exports_elsewhere(installed, tmp_
     assert (out[~known] != picture[~known]).mean() > 0.5
 
     # The packaged config by name, then the export train.py writes, then sampling with it.
-    _run(installed, elsewhere, "maskgit-train", "--config=faces.py:tiny", "--workdir=run",
-         "--config.tokenizer.steps=2", "--config.transformer.steps=2")
+    _run(installed, elsewhere, "maskgit-train", "--config=faces.py:tiny", "--workdir=run")
     _run(installed, elsewhere, "maskgit-export", "--workdir=run", "--step=2", "--out=exported")
     _run(installed, elsewhere, "maskgit-sample", "--model=exported", "--num=3", "--output=samples")
     assert (elsewhere / "run" / "model" / "params.msgpack").is_file()
