@@ -95,9 +95,10 @@ def report(filled: dict, truth: np.ndarray, known: np.ndarray, batch_size: int, 
     boot = {name: bootstrap_fids(f, truth_features, draws) for name, f in features.items()}
     lines = ["| fill | PSNR dB | SSIM | L1 | FID |", "|---|---:|---:|---:|---:|"]
     for name, images in filled.items():
-        s = sampling.pixel_scores(images, truth, known)
-        lines.append(f"| {name} | {s['psnr_masked']:.2f} | {s['ssim_masked']:.4f} | "
-                     f"{s['l1_masked']:.2f} | {fids[name]:.2f} |")
+        s = sampling.pixel_scores(images, truth, known)  # None: an infinite mean (exact fills)
+        cells = [("—" if s[k] is None else fmt.format(s[k])) for k, fmt in
+                 (("psnr_masked", "{:.2f}"), ("ssim_masked", "{:.4f}"), ("l1_masked", "{:.2f}"))]
+        lines.append(f"| {name} | {' | '.join(cells)} | {fids[name]:.2f} |")
     # Gaps are A - B: a positive PSNR gap and a negative FID gap are A ahead.
     lines += ["", "| A - B | PSNR gap dB | s.e. | images | FID gap | s.e. (bootstrap) |",
               "|---|---:|---:|---:|---:|---:|"]
