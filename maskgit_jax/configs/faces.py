@@ -2,7 +2,7 @@
 
     python train.py --config=configs/faces.py            # lab scale (GPU/TPU)
     python train.py --config=configs/faces.py:small      # minutes on a 2-core CPU (the README main job)
-    python train.py --config=configs/faces.py:small16    # hours on a 2-core CPU (emoji-small's 16x16 recipe)
+    python train.py --config=configs/faces.py:small16    # hours on a 2-core CPU (the shipped models' recipe)
     python train.py --config=configs/faces.py:tiny       # seconds: tests and smoke runs
 
 Any field can be overridden: --config.transformer.batch_size=64 --config.data.source=/data/faces.
@@ -122,8 +122,8 @@ def _small(c):
 
 
 def small16(c):
-    """The recipe of the shipped emoji-small (hours on a 2-core CPU; bench/RESULTS.md, "emoji64: a
-    recipe for emoji-small"): 16x16 tokens of 4x4 pixels, a wider tokenizer trained longer, a 4-block
+    """The recipe of the shipped emoji-small and faces-small (hours on a 2-core CPU; bench/RESULTS.md,
+    "emoji64: a recipe for emoji-small"): 16x16 tokens of 4x4 pixels, a wider tokenizer trained longer, a 4-block
     transformer with inpainting-shaped masks, self-conditioning and an EMA. Applied on top of
     ``_small`` (configs/emoji.py uses it too)."""
     # Tokenizer: 16x16 tokens of 4x4 pixels (two downsamplings), 512 codes of 32 dimensions: a token
