@@ -99,7 +99,8 @@ def test_too_small_picture_and_unloadable_model_are_refused_by_name(tmp_path):
     session = Session(str(tmp_path))
     stroke = np.zeros((6, 40, 4), np.uint8)
     stroke[2:4, 10:20, 3] = 255
-    with pytest.raises(ValueError, match="is 40x6 pixels: too small, .* at least 8 on each side"):
+    # faces-small's token grid is 16x16: a picture needs at least one pixel per token on each side.
+    with pytest.raises(ValueError, match="is 40x6 pixels: too small, .* at least 16 on each side"):
         session.inpaint("faces-small", _editor(np.zeros((6, 40, 3), np.uint8), stroke))
     with pytest.raises(ValueError, match="no/such/model"):
         session.inpaint("no/such/model", _editor(np.zeros((6, 40, 3), np.uint8), stroke))
