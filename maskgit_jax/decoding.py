@@ -43,6 +43,10 @@ class DecodeConfig:
     mask_token: the [MASK] id when it is not ``num_codes`` (the official models use -1).
     sampler: which masked tokens a step fixes: 'confidence' (the most confident, with the annealed
       Gumbel noise) or 'halton' (the next ones in a fixed Halton order of the grid, ``halton``).
+    render_temperature: 0 renders every fixed token as its code (MaskGIT as published); tau > 0 also
+      keeps, per position, the expected code vector under softmax(logits / tau) of the step that
+      fixed it (``decode``'s ``codebook_KxD``): the tokenizer then draws the prediction's mean where
+      the transformer is unsure, which is closer in pixels than any one guess (``inpaint``).
     """
     num_codes: int
     total_iter: int = 8
@@ -55,6 +59,7 @@ class DecodeConfig:
     start_iter: int = 0
     mask_token: Optional[int] = None
     sampler: str = "confidence"
+    render_temperature: float = 0.0
 
     def __post_init__(self):
         schedules.get(self.schedule)  # fails early with the list of valid names
@@ -62,7 +67,7 @@ class DecodeConfig:
             raise ValueError(f"total_iter must be >= 1, got {self.total_iter}")
         if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.total_iter:
             raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
-        for name in ("choice_temperature", "sample_temperature"):
+        for name in ("choice_temperature", "sample_temperature", "render_temperature"):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):  # NaN fails too
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -72,6 +77,9 @@ class DecodeConfig:
             raise ValueError(f"sampler must be one of {halton.SAMPLERS}, got {self.sampler!r}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.render_temperature > 0 and self.decoder != "maskgit_jax":
+            raise ValueError("render_temperature > 0 needs decoder 'maskgit_jax' (the official "
+                             "decoder keeps no expected code vectors)")
         if not 0 <= self.start_iter < self.num_steps:
             raise ValueError(f"start_iter must be in [0, {self.num_steps}) (the steps run), "
                              f"got {self.start_iter}")
@@ -92,6 +100,9 @@ class DecodeState:
     prediction_BxL: jnp.ndarray   # the last step's pick at every position
     history_ids_SxBxL: jnp.ndarray
     history_prediction_SxBxL: jnp.ndarray
+    # With ``render_temperature`` > 0: per position, the expected code vector of the step that fixed
+    # it (of the last step run for positions still masked; zeros at positions given as known).
+    expected_BxLxD: Optional[jnp.ndarray] = None
 
     def after_step(self, t, ids_BxL, prediction_BxL, return_history: bool) -> "DecodeState":
         """The state after step ``t``: its ids and prediction, also as row ``t`` of the history
@@ -100,7 +111,8 @@ class DecodeState:
         if return_history:
             history_ids = history_ids.at[t].set(ids_BxL)
             history_pred = history_pred.at[t].set(prediction_BxL)
-        return DecodeState(ids_BxL, prediction_BxL, history_ids, history_pred)
+        return self.replace(ids_BxL=ids_BxL, prediction_BxL=prediction_BxL,
+                            history_ids_SxBxL=history_ids, history_prediction_SxBxL=history_pred)
 
 
 def num_masked_after_step(t, cfg: DecodeConfig, unknown0_B, masked_now_B):
@@ -141,13 +153,25 @@ def fix_with_feedback(ids_BxL, fixed_BxL, prediction_BxL, cfg: DecodeConfig,
     return jnp.where(fixed_BxL, prediction_BxL, ids_BxL), prediction_BxL
 
 
+def _expected_codes(logits_BxLxK, codebook_KxD, cfg: DecodeConfig) -> jnp.ndarray:
+    """(B, L, D): the mean code vector under softmax(logits / render_temperature)."""
+    probs_BxLxK = jax.nn.softmax(logits_BxLxK / cfg.render_temperature, axis=-1)
+    # HIGHEST: a default-precision float32 matmul may run in TF32 or bfloat16 on accelerators.
+    return jnp.einsum("blk,kd->bld", probs_BxLxK, codebook_KxD.astype(jnp.float32),
+                      precision=jax.lax.Precision.HIGHEST)
+
+
 def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
-                 cfg: DecodeConfig, return_history: bool = False, feedback: Optional[Feedback] = None):
+                 cfg: DecodeConfig, return_history: bool = False, feedback: Optional[Feedback] = None,
+                 codebook_KxD: Optional[jnp.ndarray] = None):
     """(initial state, ``step(t, state) -> state``): the loop of ``decode`` before it is run.
 
     ``decode`` runs the steps in one ``lax.fori_loop``; the pieces are public so that other loops
     (e.g. a host loop that looks at every step) run exactly the same steps.
     """
+    if (cfg.render_temperature > 0) != (codebook_KxD is not None):
+        raise ValueError("give codebook_KxD exactly when render_temperature > 0 (it is what the "
+                         "expected code vectors average)")
     ids_BxL = ids_BxL.astype(jnp.int32)
     rng_B = _per_example_keys(rng, ids_BxL.shape[0])
     unknown0_B = jnp.sum(ids_BxL == cfg.mask_id, axis=-1)
@@ -172,9 +196,18 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
         still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
         new_ids_BxL, picked_BxL = fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
                                                      picked_BxL, cfg, feedback)
+        if codebook_KxD is not None:
+            # Every position unknown before this step: the ones fixed now keep this value (they are
+            # never unknown again); the ones still masked are overwritten by later steps.
+            expected_BxLxD = jnp.where(unknown_BxL[..., None],
+                                       _expected_codes(logits_BxLxK, codebook_KxD, cfg),
+                                       state.expected_BxLxD)
+            state = state.replace(expected_BxLxD=expected_BxLxD)
         return state.after_step(t, new_ids_BxL, picked_BxL, return_history)
 
-    return DecodeState(ids_BxL, ids_BxL, empty, empty), step
+    expected = (None if codebook_KxD is None
+                else jnp.zeros(ids_BxL.shape + codebook_KxD.shape[-1:], jnp.float32))
+    return DecodeState(ids_BxL, ids_BxL, empty, empty, expected), step
 
 
 def finish(state: DecodeState, cfg: DecodeConfig, feedback: Optional[Feedback] = None) -> DecodeState:
@@ -189,7 +222,8 @@ def finish(state: DecodeState, cfg: DecodeConfig, feedback: Optional[Feedback] =
 
 def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
            cfg: DecodeConfig, return_history: bool = False,
-           feedback: Optional[Feedback] = None) -> DecodeState:
+           feedback: Optional[Feedback] = None,
+           codebook_KxD: Optional[jnp.ndarray] = None) -> DecodeState:
     """Fills every [MASK] in ``ids_BxL``; known tokens never change.
 
     ``rng`` is one key per example (shape (B,)), or a single key that is split into B. An example decoded
@@ -198,6 +232,9 @@ def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogit
     holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
     ``feedback`` replaces the tokens a step fixes by ``feedback(prediction)`` at those positions (and
     in the step's recorded prediction); which and how many positions are fixed does not change.
+    ``codebook_KxD`` (the tokenizer's code vectors, exactly when ``cfg.render_temperature`` > 0):
+    the state also holds each position's expected code vector (``DecodeState.expected_BxLxD``).
     """
-    state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history, feedback)
+    state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history, feedback,
+                               codebook_KxD)
     return finish(jax.lax.fori_loop(cfg.start_iter, cfg.num_steps, step, state), cfg, feedback)

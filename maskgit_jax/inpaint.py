@@ -3,7 +3,8 @@
 Pipeline per batch (the course lab's inpainting protocol), all inside one jitted function:
 holes filled gray -> normalise -> VQ-encode -> token ids; tokens with any missing pixel -> [MASK];
 iterative decoding (``decoding.decode``; with ``pixel_feedback`` each step's tokens over partly known
-patches are re-encoded with those pixels) -> VQ-decode -> de-normalise -> composite with the input.
+patches are re-encoded with those pixels) -> VQ-decode (with ``decode.render_temperature`` > 0 the
+predicted tokens as their expected code vectors) -> de-normalise -> composite with the input.
 
 The modules and ``InpaintConfig`` are static arguments of the jitted core and the parameters, images
 and keys are traced arguments, so new parameters or new images of the same shape reuse the compiled
@@ -179,6 +180,14 @@ def decode_images(vqgan, vq_vars, ids_NxL, cfg: InpaintConfig) -> jnp.ndarray:
     return normalize.denormalize(images, cfg.output_mean, cfg.output_std)
 
 
+def decode_latents(vqgan, vq_vars, z_NxLxD, cfg: InpaintConfig) -> jnp.ndarray:
+    """Latent vectors (N,L,D) (e.g. expected code vectors) -> de-normalised images (N,H,W,3)."""
+    grid = vqgan.latent_resolution
+    z = z_NxLxD.reshape(-1, grid, grid, z_NxLxD.shape[-1])
+    return normalize.denormalize(vqgan.apply(vq_vars, z, method=vqgan.decode),
+                                 cfg.output_mean, cfg.output_std)
+
+
 def _class_prefix(transformer, labels_B, batch: int) -> jnp.ndarray:
     """(B, P) tokens that lead every sequence: the class token of a class-conditional transformer
     (the official models: codebook_size + label, never masked), nothing (P = 0) otherwise."""
@@ -226,10 +235,22 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
     seq_feedback = None if feedback is None else (
         lambda seq: jnp.concatenate([seq[:, :p], feedback(image_part(seq))], axis=1))
     decode = official_decoding.decode if cfg.decode.decoder == "official" else decoding.decode
+    # render_temperature > 0 (maskgit_jax decoder only): the decoder keeps expected code vectors.
+    codebook = ({} if cfg.decode.render_temperature == 0 else
+                {"codebook_KxD": vqgan.apply(vq_vars, method=vqgan.code_vectors)})
     state = decode(jnp.concatenate([prefix_BxP, ids_BxL], axis=1), rng, tokens_to_logits, cfg.decode,
-                   return_history, seq_feedback)
-    state = jax.tree.map(image_part, state)
-    decoded = decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
+                   return_history, seq_feedback, **codebook)
+    expected_BxLxD = None if state.expected_BxLxD is None else state.expected_BxLxD[:, p:]
+    state = jax.tree.map(image_part, state.replace(expected_BxLxD=None))
+    if expected_BxLxD is None:
+        decoded = decode_images(vqgan, vq_vars, state.ids_BxL, cfg)
+    else:
+        # The transformer's own predictions drawn as expected code vectors; known and fed-back
+        # tokens (encodings of real pixels) as their codes.
+        drawn_BxL = unknown_BxL & ~fed_back_BxL
+        codes_BxLxD = jnp.take(codebook["codebook_KxD"], state.ids_BxL, axis=0)
+        decoded = decode_latents(vqgan, vq_vars,
+                                 jnp.where(drawn_BxL[..., None], expected_BxLxD, codes_BxLxD), cfg)
     out = dict(images=composite(filled_BxHxWx3, decoded, known_BxHxW, cfg), decoded=decoded,
                unknown_tokens=unknown_BxL, ids=state.ids_BxL)
     if return_history:

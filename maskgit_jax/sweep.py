@@ -40,6 +40,7 @@ class SweepOptions:
     input: Optional[str] = None        # test set (test_sets.read_test_set); None: the built-in test faces
     num_builtin: int = 64
     choice_temperature: Optional[float] = None  # None: the model's default
+    render_temperature: Optional[float] = None  # None: the model's default
     pixel_feedback: Optional[bool] = None  # None: the model's default
     batch_size: int = 64
     seed: int = 0                      # the decoding noise
@@ -80,7 +81,8 @@ def run(opts: SweepOptions) -> list[dict]:
     """Runs the sweep, writes the CSV, the table and the plot; returns the rows."""
     grid = settings(opts)
     model = MaskGIT.from_pretrained(opts.model)
-    model.decoding.override(choice_temperature=opts.choice_temperature)  # a bad one fails now
+    model.decoding.override(choice_temperature=opts.choice_temperature,  # a bad one fails now
+                            render_temperature=opts.render_temperature)
     test = sampling.test_set(sampling.SampleOptions(output=opts.output, input=opts.input,
                                                     num_builtin=opts.num_builtin,
                                                     test_seed=opts.test_seed),
@@ -101,6 +103,7 @@ def run(opts: SweepOptions) -> list[dict]:
         result = model.inpaint(images, known, seed=opts.seed, batch_size=opts.batch_size,
                                schedule=decode_as, total_iter=total_iter, sweet_spot=spot or 0,
                                choice_temperature=opts.choice_temperature,
+                               render_temperature=opts.render_temperature,
                                pixel_feedback=opts.pixel_feedback)
         seconds = time.perf_counter() - start
         rows.append({"schedule": name, "total_iter": total_iter, "sweet_spot": spot or "",
@@ -199,6 +202,8 @@ def main(argv=None) -> None:
     p.add_argument("--sweet_spots", default="0", help="0 = all steps")
     p.add_argument("--num", type=int, default=64, help="built-in test faces")
     p.add_argument("--choice_temperature", type=float, help="default: the model's")
+    p.add_argument("--render_temperature", type=float, help="0: predicted tokens drawn as their "
+                   "codes; > 0: as expected code vectors at this temperature (default: the model's)")
     p.add_argument("--pixel_feedback", action=argparse.BooleanOptionalAction,
                    help="re-encode tokens over partly known patches (default: the model's)")
     p.add_argument("--batch_size", type=int, default=64)
@@ -216,7 +221,8 @@ def main(argv=None) -> None:
             schedules=[s for s in a.schedules.split(",") if s],
             total_iters=ints(a.total_iters, "--total_iters"),
             sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
-            choice_temperature=a.choice_temperature, pixel_feedback=a.pixel_feedback,
+            choice_temperature=a.choice_temperature, render_temperature=a.render_temperature,
+            pixel_feedback=a.pixel_feedback,
             batch_size=a.batch_size, seed=a.seed, test_seed=a.test_seed, fid=a.fid,
             fid_weights=a.fid_weights, overwrite=a.overwrite))
     print(f"wrote {len(rows)} rows to {output}/sweep.csv, sweep.md, sweep.png")

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import jax
@@ -230,3 +231,39 @@ def test_start_iter_skips_the_first_steps():
     for b, u0 in enumerate((64, 40, 13, 1, 0)):
         assert masked_SxB[start:, b].tolist() == expected_masked_per_step(u0, T, GAMMA64["cosine"], start)
     assert not np.any(np.asarray(state.ids_BxL) == MASK)
+
+
+def test_expected_code_vectors_are_the_fixing_steps_softmax_means():
+    """render_temperature tau > 0: each filled-in position carries softmax(logits / tau) @ codebook of
+    the step that fixed it (float64 NumPy from the recorded ids), the sweet spot's leftovers the last
+    step's, known positions zeros; the ids are those of decoding without it."""
+    ids, table = make_inputs(5)
+    codebook = np.random.RandomState(6).randn(K, 5).astype(np.float32)
+    tau = 0.7
+
+    def reference_logits(ids_BxL):  # fake_tokens_to_logits in float64
+        context = np.where(ids_BxL == MASK, 0, ids_BxL).sum(-1) % 7
+        return np.asarray(table, np.float64)[None, :, :K] + 0.3 * context[:, None, None]
+
+    for sweet_spot in (None, 3):
+        cfg = decoding.DecodeConfig(num_codes=K, total_iter=6, schedule="cosine", sweet_spot=sweet_spot,
+                                    render_temperature=tau)
+        state = jax.jit(lambda ids, key: decoding.decode(
+            ids, key, fake_tokens_to_logits(table), cfg, True, codebook_KxD=codebook))(ids, jax.random.key(2))
+        before = np.concatenate([np.asarray(ids)[None], np.asarray(state.history_ids_SxBxL)])
+        want = np.zeros(ids.shape + (5,))
+        for t in range(cfg.num_steps):
+            z = reference_logits(before[t]) / tau
+            probs = np.exp(z - z.max(-1, keepdims=True))
+            means = (probs / probs.sum(-1, keepdims=True)) @ codebook.astype(np.float64)
+            # Fixed in step t, or still masked after the last step run (filled from it).
+            last = t == cfg.num_steps - 1
+            now = (before[t] == MASK) & ((before[t + 1] != MASK) | last)
+            want[now] = means[now]
+        np.testing.assert_allclose(np.asarray(state.expected_BxLxD), want, rtol=1e-5, atol=1e-5)
+        plain = run(ids, table, dataclasses.replace(cfg, render_temperature=0.0), seed=2)
+        np.testing.assert_array_equal(state.ids_BxL, plain.ids_BxL)
+    with pytest.raises(ValueError, match="codebook_KxD"):
+        decoding.decode(ids, jax.random.key(0), fake_tokens_to_logits(table), cfg)
+    with pytest.raises(ValueError, match="render_temperature"):
+        decoding.DecodeConfig(num_codes=K, decoder="official", render_temperature=1.0)

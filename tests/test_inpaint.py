@@ -309,3 +309,34 @@ def test_blur_composite_is_the_gaussian_blurred_hole():
     far[0, 20 - 9:40 + 9, :30 + 9] = False  # more than 9 pixels (3 sigma) from the hole
     np.testing.assert_array_equal(out[far], images[far])
     assert not np.array_equal(out[~far & known], images[~far & known])  # the fill fades outwards
+
+
+def test_render_temperature_draws_predicted_tokens_as_expected_code_vectors():
+    """T=1 with pixel feedback and tau > 0: the decoded image is the VQ decoding of softmax(logits /
+    tau) @ codebook (NumPy, from the transformer's one pass) where the transformer predicted a token,
+    and of the token's code where it was known or fed back (the real pixels' encoding)."""
+    images, known = make_batch(4, seed=0, corners=(1, 5), sides=(8, 12))
+    vq, tr = params()
+    tau = 0.8
+    decode = dataclasses.replace(DECODE, total_iter=1, render_temperature=tau)
+    got = ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images, known, config(decode=decode, pixel_feedback=True),
+                     jax.random.key(0))
+    b = len(images)
+    patches = lambda m: m.reshape(b, GRID, SIZE // GRID, GRID, SIZE // GRID).any(axis=(2, 4)).reshape(b, -1)
+    unknown, partial = patches(~known), patches(~known) & patches(known)
+    assert (unknown & partial).any() and (unknown & ~partial).any()
+    ids0 = np.where(unknown, K, encoded_ids(images, known))
+    logits = np.asarray(TRANSFORMER.apply({"params": tr}, ids0), np.float64)[..., :K] / tau
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    codebook = np.asarray(VQGAN.apply({"params": vq}, method=VQGAN.code_vectors), np.float64)
+    means = (probs / probs.sum(-1, keepdims=True)) @ codebook
+    z = np.where((unknown & ~partial)[..., None], means, codebook[got.ids]).astype(np.float32)
+    want = normalize.denormalize(VQGAN.apply({"params": vq}, z.reshape(b, GRID, GRID, -1),
+                                             method=VQGAN.decode), MEAN, STD)
+    np.testing.assert_allclose(got.decoded, np.asarray(want), atol=1e-3)
+    # The ids are decoding's own, and drawn as codes they make another image.
+    hard = ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images, known,
+                      config(decode=dataclasses.replace(decode, render_temperature=0.0), pixel_feedback=True),
+                      jax.random.key(0))
+    np.testing.assert_array_equal(got.ids, hard.ids)
+    assert np.abs(np.asarray(got.decoded, np.float64) - hard.decoded).max() > 1

@@ -153,8 +153,16 @@ class OfficialVQGAN(nn.Module):
         """The encoder's output before quantisation (B, h, w, D)."""
         return self.encoder(images_BxHxWx3)
 
+    def decode(self, z_BxhxwxD):
+        """Latents (B, h, w, D) -> images: the interface of ``VQGAN``."""
+        return self.decoder(z_BxhxwxD)
+
     def decode_indices(self, ids_Bxhxw):
-        return self.decoder(self.quantizer.lookup(ids_Bxhxw))
+        return self.decode(self.quantizer.lookup(ids_Bxhxw))
+
+    def code_vectors(self):
+        """The (K, D) codebook ``decode_indices`` looks up."""
+        return self.quantizer.codebook
 
     def __call__(self, images_BxHxWx3):
         return self.decoder(self.encode(images_BxHxWx3)[0])

@@ -602,6 +602,10 @@ class VQGAN(nn.Module):
         """(B, h, w) int token ids in [0, K) -> (B, H, W, C) images."""
         return self.decode(self.codebook.lookup(indices))
 
+    def code_vectors(self) -> jax.Array:
+        """The (K, D) code vectors ``decode_indices`` looks up (float32 or float64)."""
+        return self.codebook.codes()
+
     def __call__(self, images: jax.Array, train: bool = False):
         # `train` is accepted for a uniform interface; the model has no dropout or batch stats.
         del train
