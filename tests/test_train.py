@@ -272,3 +272,17 @@ def test_the_runs_metric_rows_hold_a_validation_loss(trained_tiny):
         rows = read_metrics(Path(trained_tiny) / f"metrics_{stage}.jsonl")
         assert [r["step"] for r in rows] == [1, 2, 3, 4]
         assert all(np.isfinite(r["val_loss"]) and r["val_loss"] > 0 for r in rows), rows
+
+
+def test_fine_tuning_a_model_with_an_ema_trains_from_its_parameters(tiny_run, tmp_path):
+    """init_from an exported model with transformer.ema_decay > 0 (the shipped recipes' fine-tuning):
+    the parameters and their EMA start as the model's, in buffers of their own (the train step
+    donates both), and training moves them."""
+    config = tiny_config(**{"init_from": str(tiny_run / "model"), "stages": "transformer",
+                            "transformer.steps": 2})
+    assert config.transformer.ema_decay > 0
+    main.train_and_evaluate(config, tmp_path, progress=False)
+    start = model_files.load(tiny_run / "model")[1]["transformer"]
+    tuned = model_files.load(tmp_path / "model")[1]["transformer"]
+    moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(tuned))]
+    assert any(moved)

@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from maskgit_jax import inpaint, mesh as mesh_lib, model_config, model_files
@@ -53,9 +54,11 @@ def _start(stage: str, config, workdir: Path, init_and_abstract, mesh, batch_siz
         return ckpt, state, step
     state = jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()
     if initial_params is not None:
-        params = jax.device_put(initial_params, mesh_lib.replicated(mesh))
-        state = state.replace(params=params, **(
-            {"ema_params": params} if getattr(state, "ema_params", None) is not None else {}))
+        # Own copies: the train step donates the state's buffers, so the parameters and their EMA
+        # must not share one (nor the starting model's, still in use).
+        fresh = lambda: jax.tree.map(jnp.copy, jax.device_put(initial_params, mesh_lib.replicated(mesh)))
+        state = state.replace(params=fresh(), **(
+            {"ema_params": fresh()} if getattr(state, "ema_params", None) is not None else {}))
     return ckpt, state, 0
 
 
