@@ -14,7 +14,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from maskgit_jax import halton, masking, schedules
+from maskgit_jax import code_space, halton, masking, schedules
 
 TokensToLogits = Callable[[jnp.ndarray], jnp.ndarray]  # ids_BxL -> logits_BxLxV, V >= num_codes
 # prediction_BxL (a code at every position) -> ids_BxL to fix instead, e.g. re-encoded with the known
@@ -43,6 +43,10 @@ class DecodeConfig:
     mask_token: the [MASK] id when it is not ``num_codes`` (the official models use -1).
     sampler: which masked tokens a step fixes: 'confidence' (the most confident, with the annealed
       Gumbel noise) or 'halton' (the next ones in a fixed Halton order of the grid, ``halton``).
+    code_kernel: 0 picks the most probable code (MaskGIT as published); w > 0 picks the code with
+      the most probability around it, each code's probability spread over the codebook by a Gaussian
+      kernel of squared width w times the median squared distance between codes (``code_space``),
+      its confidence that mass. Needs ``decode``'s ``codebook_KxD`` and argmax picks.
     render_temperature: 0 renders every fixed token as its code (MaskGIT as published); tau > 0 also
       keeps, per position, the expected code vector under softmax(logits / tau) of the step that
       fixed it (``decode``'s ``codebook_KxD``): the tokenizer then draws the prediction's mean where
@@ -59,6 +63,7 @@ class DecodeConfig:
     start_iter: int = 0
     mask_token: Optional[int] = None
     sampler: str = "confidence"
+    code_kernel: float = 0.0
     render_temperature: float = 0.0
 
     def __post_init__(self):
@@ -67,7 +72,7 @@ class DecodeConfig:
             raise ValueError(f"total_iter must be >= 1, got {self.total_iter}")
         if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.total_iter:
             raise ValueError(f"sweet_spot must be in [1, total_iter={self.total_iter}], got {self.sweet_spot}")
-        for name in ("choice_temperature", "sample_temperature", "render_temperature"):
+        for name in ("choice_temperature", "sample_temperature", "code_kernel", "render_temperature"):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):  # NaN fails too
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -77,9 +82,13 @@ class DecodeConfig:
             raise ValueError(f"sampler must be one of {halton.SAMPLERS}, got {self.sampler!r}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.render_temperature > 0 and self.decoder != "maskgit_jax":
-            raise ValueError("render_temperature > 0 needs decoder 'maskgit_jax' (the official "
-                             "decoder keeps no expected code vectors)")
+        for name in ("code_kernel", "render_temperature"):
+            if getattr(self, name) > 0 and self.decoder != "maskgit_jax":
+                raise ValueError(f"{name} > 0 needs decoder 'maskgit_jax' (the official decoder "
+                                 "looks at token ids only)")
+        if self.code_kernel > 0 and self.sample_temperature > 0:
+            raise ValueError("code_kernel > 0 picks codes by their kernel mass: it needs "
+                             "sample_temperature 0")
         if not 0 <= self.start_iter < self.num_steps:
             raise ValueError(f"start_iter must be in [0, {self.num_steps}) (the steps run), "
                              f"got {self.start_iter}")
@@ -91,6 +100,11 @@ class DecodeConfig:
     @property
     def num_steps(self) -> int:
         return self.sweet_spot or self.total_iter
+
+    @property
+    def uses_codebook(self) -> bool:
+        """Whether ``decode`` needs the tokenizer's code vectors (``codebook_KxD``)."""
+        return self.code_kernel > 0 or self.render_temperature > 0
 
 
 @flax.struct.dataclass
@@ -123,9 +137,14 @@ def num_masked_after_step(t, cfg: DecodeConfig, unknown0_B, masked_now_B):
     return jnp.where(t == cfg.total_iter - 1, 0, target_B)
 
 
-def _pick_tokens(logits_BxLxK, rng_B, cfg: DecodeConfig):
+def _pick_tokens(logits_BxLxK, rng_B, cfg: DecodeConfig, kernel_KxK=None):
     """(token, confidence) per position."""
     logp_BxLxK = jax.nn.log_softmax(logits_BxLxK, axis=-1)
+    if kernel_KxK is not None:
+        mass_BxLxK = code_space.kernel_mass(jnp.exp(logp_BxLxK), kernel_KxK)
+        tokens_BxL = jnp.argmax(mass_BxLxK, axis=-1)
+        mass_BxL = jnp.take_along_axis(mass_BxLxK, tokens_BxL[..., None], axis=-1)[..., 0]
+        return tokens_BxL.astype(jnp.int32), mass_BxL if cfg.confidence == "prob" else jnp.log(mass_BxL)
     if cfg.sample_temperature > 0:
         sample = lambda key, logits: jax.random.categorical(key, logits / cfg.sample_temperature, axis=-1)
         tokens_BxL = jax.vmap(sample)(rng_B, logits_BxLxK)
@@ -153,14 +172,6 @@ def fix_with_feedback(ids_BxL, fixed_BxL, prediction_BxL, cfg: DecodeConfig,
     return jnp.where(fixed_BxL, prediction_BxL, ids_BxL), prediction_BxL
 
 
-def _expected_codes(logits_BxLxK, codebook_KxD, cfg: DecodeConfig) -> jnp.ndarray:
-    """(B, L, D): the mean code vector under softmax(logits / render_temperature)."""
-    probs_BxLxK = jax.nn.softmax(logits_BxLxK / cfg.render_temperature, axis=-1)
-    # HIGHEST: a default-precision float32 matmul may run in TF32 or bfloat16 on accelerators.
-    return jnp.einsum("blk,kd->bld", probs_BxLxK, codebook_KxD.astype(jnp.float32),
-                      precision=jax.lax.Precision.HIGHEST)
-
-
 def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogits,
                  cfg: DecodeConfig, return_history: bool = False, feedback: Optional[Feedback] = None,
                  codebook_KxD: Optional[jnp.ndarray] = None):
@@ -169,9 +180,11 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
     ``decode`` runs the steps in one ``lax.fori_loop``; the pieces are public so that other loops
     (e.g. a host loop that looks at every step) run exactly the same steps.
     """
-    if (cfg.render_temperature > 0) != (codebook_KxD is not None):
-        raise ValueError("give codebook_KxD exactly when render_temperature > 0 (it is what the "
-                         "expected code vectors average)")
+    if cfg.uses_codebook != (codebook_KxD is not None):
+        raise ValueError("give codebook_KxD exactly when code_kernel or render_temperature > 0 "
+                         "(the tokenizer's code vectors they look at)")
+    kernel_KxK = None if cfg.code_kernel == 0 else code_space.kernel_matrix(codebook_KxD, cfg.code_kernel)
+    render = cfg.render_temperature > 0
     ids_BxL = ids_BxL.astype(jnp.int32)
     rng_B = _per_example_keys(rng, ids_BxL.shape[0])
     unknown0_B = jnp.sum(ids_BxL == cfg.mask_id, axis=-1)
@@ -181,7 +194,7 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
     def step(t, state: DecodeState) -> DecodeState:
         logits_BxLxK = tokens_to_logits(state.ids_BxL)[..., : cfg.num_codes].astype(jnp.float32)
         step_rng_Bx2 = jax.vmap(lambda key: jax.random.split(jax.random.fold_in(key, t)))(rng_B)
-        picked_BxL, conf_BxL = _pick_tokens(logits_BxLxK, step_rng_Bx2[:, 0], cfg)
+        picked_BxL, conf_BxL = _pick_tokens(logits_BxLxK, step_rng_Bx2[:, 0], cfg, kernel_KxK)
         unknown_BxL = state.ids_BxL == cfg.mask_id
         picked_BxL = jnp.where(unknown_BxL, picked_BxL, state.ids_BxL)
 
@@ -196,16 +209,17 @@ def decode_parts(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensT
         still_masked_BxL = masking.lowest_k(conf_BxL, keep_B)
         new_ids_BxL, picked_BxL = fix_with_feedback(state.ids_BxL, unknown_BxL & ~still_masked_BxL,
                                                      picked_BxL, cfg, feedback)
-        if codebook_KxD is not None:
+        if render:
             # Every position unknown before this step: the ones fixed now keep this value (they are
             # never unknown again); the ones still masked are overwritten by later steps.
+            probs_BxLxK = jax.nn.softmax(logits_BxLxK / cfg.render_temperature, axis=-1)
             expected_BxLxD = jnp.where(unknown_BxL[..., None],
-                                       _expected_codes(logits_BxLxK, codebook_KxD, cfg),
+                                       code_space.expected_codes(probs_BxLxK, codebook_KxD),
                                        state.expected_BxLxD)
             state = state.replace(expected_BxLxD=expected_BxLxD)
         return state.after_step(t, new_ids_BxL, picked_BxL, return_history)
 
-    expected = (None if codebook_KxD is None
+    expected = (None if not render
                 else jnp.zeros(ids_BxL.shape + codebook_KxD.shape[-1:], jnp.float32))
     return DecodeState(ids_BxL, ids_BxL, empty, empty, expected), step
 
@@ -232,8 +246,9 @@ def decode(ids_BxL: jnp.ndarray, rng: jax.Array, tokens_to_logits: TokensToLogit
     holds, per step, the ids after the step (still-masked positions as [MASK]) and the full prediction.
     ``feedback`` replaces the tokens a step fixes by ``feedback(prediction)`` at those positions (and
     in the step's recorded prediction); which and how many positions are fixed does not change.
-    ``codebook_KxD`` (the tokenizer's code vectors, exactly when ``cfg.render_temperature`` > 0):
-    the state also holds each position's expected code vector (``DecodeState.expected_BxLxD``).
+    ``codebook_KxD``: the tokenizer's code vectors, exactly when ``cfg.uses_codebook`` (the kernel
+    pick; with ``render_temperature`` > 0 the state also holds each position's expected code vector,
+    ``DecodeState.expected_BxLxD``).
     """
     state, step = decode_parts(ids_BxL, rng, tokens_to_logits, cfg, return_history, feedback,
                                codebook_KxD)

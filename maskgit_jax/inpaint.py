@@ -235,9 +235,9 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
     seq_feedback = None if feedback is None else (
         lambda seq: jnp.concatenate([seq[:, :p], feedback(image_part(seq))], axis=1))
     decode = official_decoding.decode if cfg.decode.decoder == "official" else decoding.decode
-    # render_temperature > 0 (maskgit_jax decoder only): the decoder keeps expected code vectors.
-    codebook = ({} if cfg.decode.render_temperature == 0 else
-                {"codebook_KxD": vqgan.apply(vq_vars, method=vqgan.code_vectors)})
+    # code_kernel, render_temperature (maskgit_jax decoder only) look at the code vectors.
+    codebook = ({"codebook_KxD": vqgan.apply(vq_vars, method=vqgan.code_vectors)}
+                if cfg.decode.uses_codebook else {})
     state = decode(jnp.concatenate([prefix_BxP, ids_BxL], axis=1), rng, tokens_to_logits, cfg.decode,
                    return_history, seq_feedback, **codebook)
     expected_BxLxD = None if state.expected_BxLxD is None else state.expected_BxLxD[:, p:]

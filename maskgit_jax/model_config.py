@@ -41,8 +41,10 @@ class DecodingOptions:
     partly known patches with those pixels; dilate: grow the unknown token region by this many tokens;
     decoder: 'maskgit_jax' or 'official' (google-research/maskgit's arithmetic); start_iter: the
     first decoding step run (the official editing mode starts at 2); sampler: 'confidence' or
-    'halton' (tokens fixed in a fixed Halton order); render_temperature: 0 = predicted tokens drawn
-    as their codes, tau > 0 = as the expected code vector under softmax(logits / tau).
+    'halton' (tokens fixed in a fixed Halton order); code_kernel: 0 = the most probable code, w > 0
+    = the code with the most probability around it (a Gaussian kernel of squared width w times the
+    median squared distance between codes); render_temperature: 0 = predicted tokens drawn as their
+    codes, tau > 0 = as the expected code vector under softmax(logits / tau).
     """
     schedule: str = "square"
     total_iter: int = 8
@@ -56,6 +58,7 @@ class DecodingOptions:
     decoder: str = "maskgit_jax"
     start_iter: int = 0
     sampler: str = "confidence"
+    code_kernel: float = 0.0
     render_temperature: float = 0.0
 
     def __post_init__(self):
@@ -102,7 +105,8 @@ class DecodingOptions:
                 sweet_spot=self.sweet_spot, choice_temperature=self.choice_temperature,
                 sample_temperature=self.sample_temperature, confidence=self.confidence,
                 decoder=self.decoder, start_iter=self.start_iter, mask_token=mask_token,
-                sampler=self.sampler, render_temperature=self.render_temperature),
+                sampler=self.sampler, code_kernel=self.code_kernel,
+                render_temperature=self.render_temperature),
             mean=mean, std=std, out_mean=output_mean, out_std=output_std, dilate=self.dilate,
             composite=self.composite, pixel_feedback=self.pixel_feedback)
 

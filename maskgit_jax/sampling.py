@@ -46,6 +46,7 @@ class SampleOptions:
     sweet_spot: Optional[int] = None
     choice_temperature: Optional[float] = None
     sample_temperature: Optional[float] = None
+    code_kernel: Optional[float] = None
     render_temperature: Optional[float] = None
     composite: Optional[str] = None  # none | paste | blend
     pixel_feedback: Optional[bool] = None

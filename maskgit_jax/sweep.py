@@ -40,6 +40,7 @@ class SweepOptions:
     input: Optional[str] = None        # test set (test_sets.read_test_set); None: the built-in test faces
     num_builtin: int = 64
     choice_temperature: Optional[float] = None  # None: the model's default
+    code_kernel: Optional[float] = None  # None: the model's default
     render_temperature: Optional[float] = None  # None: the model's default
     pixel_feedback: Optional[bool] = None  # None: the model's default
     batch_size: int = 64
@@ -82,7 +83,7 @@ def run(opts: SweepOptions) -> list[dict]:
     grid = settings(opts)
     model = MaskGIT.from_pretrained(opts.model)
     model.decoding.override(choice_temperature=opts.choice_temperature,  # a bad one fails now
-                            render_temperature=opts.render_temperature)
+                            code_kernel=opts.code_kernel, render_temperature=opts.render_temperature)
     test = sampling.test_set(sampling.SampleOptions(output=opts.output, input=opts.input,
                                                     num_builtin=opts.num_builtin,
                                                     test_seed=opts.test_seed),
@@ -103,6 +104,7 @@ def run(opts: SweepOptions) -> list[dict]:
         result = model.inpaint(images, known, seed=opts.seed, batch_size=opts.batch_size,
                                schedule=decode_as, total_iter=total_iter, sweet_spot=spot or 0,
                                choice_temperature=opts.choice_temperature,
+                               code_kernel=opts.code_kernel,
                                render_temperature=opts.render_temperature,
                                pixel_feedback=opts.pixel_feedback)
         seconds = time.perf_counter() - start
@@ -202,6 +204,8 @@ def main(argv=None) -> None:
     p.add_argument("--sweet_spots", default="0", help="0 = all steps")
     p.add_argument("--num", type=int, default=64, help="built-in test faces")
     p.add_argument("--choice_temperature", type=float, help="default: the model's")
+    p.add_argument("--code_kernel", type=float, help="0: the most probable code; w > 0: the code "
+                   "with the most probability around it (default: the model's)")
     p.add_argument("--render_temperature", type=float, help="0: predicted tokens drawn as their "
                    "codes; > 0: as expected code vectors at this temperature (default: the model's)")
     p.add_argument("--pixel_feedback", action=argparse.BooleanOptionalAction,
@@ -221,7 +225,8 @@ def main(argv=None) -> None:
             schedules=[s for s in a.schedules.split(",") if s],
             total_iters=ints(a.total_iters, "--total_iters"),
             sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
-            choice_temperature=a.choice_temperature, render_temperature=a.render_temperature,
+            choice_temperature=a.choice_temperature, code_kernel=a.code_kernel,
+            render_temperature=a.render_temperature,
             pixel_feedback=a.pixel_feedback,
             batch_size=a.batch_size, seed=a.seed, test_seed=a.test_seed, fid=a.fid,
             fid_weights=a.fid_weights, overwrite=a.overwrite))

