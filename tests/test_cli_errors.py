@@ -156,6 +156,7 @@ EXPORT = [
     ("--workdir={d}/cfgonly --step=x", "argument --step: invalid int value: 'x'"),
     ("--workdir={d}/cfgonly", "no tokenizer checkpoint"),
     ("--workdir={d}/cfgonly --about=novalue", "expected KEY=VALUE"),
+    ("--workdir={d}/cfgonly --decoding=novalue", "expected KEY=VALUE"),
 ]
 
 

@@ -77,6 +77,13 @@ def test_export_command_picks_a_step_and_never_overwrites(workdir, test_faces, t
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith("no transformer checkpoint at step 3; "
                                                          "saved steps: [2, 4]")
+    # Decoding defaults other than the run's config.sample, typed as DecodingOptions has them.
+    tuned = MaskGIT.from_pretrained(export(workdir, tmp_path / "tuned",
+                                           decoding={"code_kernel": 0.125, "schedule": "linear"}))
+    assert tuned.decoding == latest.decoding.override(code_kernel=0.125, schedule="linear")
+    assert tuned.decoding != latest.decoding
+    with pytest.raises(ValueError, match="--decoding: unknown decoding option"):
+        export(workdir, tmp_path / "bad", decoding={"kernel": 1})
 
 
 def test_any_size_keeps_the_known_pixels_exactly(workdir):
