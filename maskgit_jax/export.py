@@ -8,8 +8,9 @@
 Writes config.json (the model's architecture, normalisation and decoding defaults, with a format
 version) and params.msgpack (tokenizer and transformer parameters; the EMA ones where the run kept
 them; nothing of the optimizer). The decoding defaults are the run's ``config.sample``; --decoding
-replaces any of them (a ``DecodingOptions`` field). train.py does the same into WORKDIR/model/ whenever stage 2 ends
-(rewriting it), so a model meant to keep its --about facts goes to a folder of its own (--out).
+replaces any of them (a ``DecodingOptions`` field). train.py does the same into WORKDIR/model/
+whenever stage 2 ends (rewriting it), so a model meant to keep its --about facts goes to a folder of
+its own (--out).
 """
 
 import argparse

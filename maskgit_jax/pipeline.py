@@ -147,8 +147,8 @@ class MaskGIT:
           (>= 128 known, e.g. 255 = known, 0 = missing), float (>= 0.5 known), or PIL (as gray).
           ``decoding``: any ``DecodingOptions`` field (schedule, total_iter, sweet_spot,
           choice_temperature, sample_temperature, confidence, composite, pixel_feedback, dilate,
-          decoder, start_iter, sampler, code_kernel, render_temperature; ``sweet_spot=0``: all steps); the rest are the model's
-          defaults, or ``options``' where given.
+          decoder, start_iter, sampler, code_kernel, render_temperature; ``sweet_spot=0``: all
+          steps); the rest are the model's defaults, or ``options``' where given.
         class_label: for a class-conditional model (the official ImageNet ones), one label for every
           image or one per image.
         Example i decodes with the key ``fold_in(key(seed), i)``: the output of an image does not

