@@ -40,6 +40,7 @@ class SweepOptions:
     input: Optional[str] = None        # test set (test_sets.read_test_set); None: the built-in test faces
     num_builtin: int = 64
     choice_temperature: Optional[float] = None  # None: the model's default
+    sample_temperature: Optional[float] = None  # None: the model's default (0: argmax tokens)
     code_kernel: Optional[float] = None  # None: the model's default
     render_temperature: Optional[float] = None  # None: the model's default
     pixel_feedback: Optional[bool] = None  # None: the model's default
@@ -83,6 +84,7 @@ def run(opts: SweepOptions) -> list[dict]:
     grid = settings(opts)
     model = MaskGIT.from_pretrained(opts.model)
     model.decoding.override(choice_temperature=opts.choice_temperature,  # a bad one fails now
+                            sample_temperature=opts.sample_temperature,
                             code_kernel=opts.code_kernel, render_temperature=opts.render_temperature)
     test = sampling.test_set(sampling.SampleOptions(output=opts.output, input=opts.input,
                                                     num_builtin=opts.num_builtin,
@@ -104,6 +106,7 @@ def run(opts: SweepOptions) -> list[dict]:
         result = model.inpaint(images, known, seed=opts.seed, batch_size=opts.batch_size,
                                schedule=decode_as, total_iter=total_iter, sweet_spot=spot or 0,
                                choice_temperature=opts.choice_temperature,
+                               sample_temperature=opts.sample_temperature,
                                code_kernel=opts.code_kernel,
                                render_temperature=opts.render_temperature,
                                pixel_feedback=opts.pixel_feedback)
@@ -204,6 +207,8 @@ def main(argv=None) -> None:
     p.add_argument("--sweet_spots", default="0", help="0 = all steps")
     p.add_argument("--num", type=int, default=64, help="built-in test faces")
     p.add_argument("--choice_temperature", type=float, help="default: the model's")
+    p.add_argument("--sample_temperature", type=float, help="0: argmax tokens; t > 0: sampled from "
+                   "softmax(logits / t) (default: the model's)")
     p.add_argument("--code_kernel", type=float, help="0: the most probable code; w > 0: the code "
                    "with the most probability around it (default: the model's)")
     p.add_argument("--render_temperature", type=float, help="0: predicted tokens drawn as their "
@@ -225,7 +230,8 @@ def main(argv=None) -> None:
             schedules=[s for s in a.schedules.split(",") if s],
             total_iters=ints(a.total_iters, "--total_iters"),
             sweet_spots=ints(a.sweet_spots, "--sweet_spots"), num_builtin=a.num,
-            choice_temperature=a.choice_temperature, code_kernel=a.code_kernel,
+            choice_temperature=a.choice_temperature, sample_temperature=a.sample_temperature,
+            code_kernel=a.code_kernel,
             render_temperature=a.render_temperature,
             pixel_feedback=a.pixel_feedback,
             batch_size=a.batch_size, seed=a.seed, test_seed=a.test_seed, fid=a.fid,

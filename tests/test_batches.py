@@ -1,9 +1,11 @@
-"""The grain input pipeline: deterministic by (seed, step), epoch permutations, host shares, flips."""
+"""The grain input pipeline: deterministic by (seed, step), epoch permutations, host shares, flips;
+the token cache's mirrored and shifted copies."""
 
 import numpy as np
 import pytest
 
 from maskgit_jax.data import batches
+from maskgit_jax.train import token_cache
 
 
 def _ids(n):
@@ -71,3 +73,41 @@ def test_device_prefetch_keeps_order_and_surfaces_errors():
 
     with pytest.raises(OSError, match="disk gone"):
         list(batches.prefetch_to_device(failing(), lambda x: x))
+
+
+def _clamped_shift(image, dy, dx):
+    """A pixel-by-pixel reference: output (y, x) reads input (y - dy, x - dx), clamped to the edge."""
+    h, w = image.shape[:2]
+    out = np.empty_like(image)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = image[min(max(y - dy, 0), h - 1), min(max(x - dx, 0), w - 1)]
+    return out
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (1, -2), (-3, 2), (5, 5)])
+def test_a_shifted_image_moves_its_pixels_and_repeats_the_edges(dy, dx):
+    image = np.arange(5 * 6 * 2, dtype=np.uint8).reshape(5, 6, 2)
+    np.testing.assert_array_equal(token_cache.shifted(image, dy, dx), _clamped_shift(image, dy, dx))
+
+
+def test_the_augmented_cache_holds_the_images_their_mirrors_and_shifted_copies_of_both():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    out = token_cache.augment(images, flips=True, shifts=2, max_shift=2, seed=7)
+    assert out.shape == (3 * 2 * 3, 8, 8, 3)
+    np.testing.assert_array_equal(out[:3], images)
+    np.testing.assert_array_equal(out[3:6], images[:, :, ::-1])
+    sources = out[:6]
+    offsets = []
+    for copy, source in zip(out[6:], np.concatenate([sources, sources])):
+        # Each copy is its source moved by one offset within max_shift (the random images make
+        # that offset unique).
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(copy, _clamped_shift(source, dy, dx))]
+        assert len(found) == 1
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1  # offsets are drawn per image, not one for all
+    np.testing.assert_array_equal(out, token_cache.augment(images, True, 2, 2, seed=7))
+    assert not np.array_equal(out, token_cache.augment(images, True, 2, 2, seed=8))
+    np.testing.assert_array_equal(token_cache.augment(images, False, 0, 2, seed=7), images)

@@ -234,6 +234,13 @@ def test_mismatched_models_are_a_clear_error():
         ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images[:, :8], known[:, :8], config(), jax.random.key(0))
 
 
+def token_holes(known):
+    """(tokens with a missing pixel, tokens with missing and known pixels), each (B, GRID * GRID)."""
+    b = len(known)
+    patches = lambda m: m.reshape(b, GRID, SIZE // GRID, GRID, SIZE // GRID).any(axis=(2, 4)).reshape(b, -1)
+    return patches(~known), patches(~known) & patches(known)
+
+
 def reference_feedback_decode(model, tr_params, images, known, flag_fed_back=False):
     """Float32 NumPy re-make of T=2 square decoding with pixel feedback and no noise, from the
     models' own apply functions: step 1 keeps floor(0.75 * u0) least confident tokens masked and
@@ -242,8 +249,7 @@ def reference_feedback_decode(model, tr_params, images, known, flag_fed_back=Fal
     tokens the decoder fixed are flagged as predicted."""
     vq = params()[0]
     b = len(images)
-    patches = lambda m: m.reshape(b, GRID, SIZE // GRID, GRID, SIZE // GRID).any(axis=(2, 4)).reshape(b, -1)
-    unknown, partial = patches(~known), patches(~known) & patches(known)
+    unknown, partial = token_holes(known)
     filled = normalize.fill_holes(images, known)
 
     def fed_back(prediction):
@@ -322,8 +328,7 @@ def test_render_temperature_draws_predicted_tokens_as_expected_code_vectors():
     got = ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images, known, config(decode=decode, pixel_feedback=True),
                      jax.random.key(0))
     b = len(images)
-    patches = lambda m: m.reshape(b, GRID, SIZE // GRID, GRID, SIZE // GRID).any(axis=(2, 4)).reshape(b, -1)
-    unknown, partial = patches(~known), patches(~known) & patches(known)
+    unknown, partial = token_holes(known)
     assert (unknown & partial).any() and (unknown & ~partial).any()
     ids0 = np.where(unknown, K, encoded_ids(images, known))
     logits = np.asarray(TRANSFORMER.apply({"params": tr}, ids0), np.float64)[..., :K] / tau

@@ -315,10 +315,12 @@ def test_the_token_cache_is_rebuilt_when_what_made_it_changes(tmp_path, caplog):
         """(ids, whether the images were encoded, the rebuild lines logged)."""
         caplog.clear()
         encoded = []
+        shifts = config.transformer.cache_shifts
         ids = token_cache.load_or_build(
-            path, token_cache.cache_key(config, params, flips=True), model, params,
-            lambda: encoded.append(True) or images[: config.data.num_train],
-            tuple(config.data.mean), tuple(config.data.std), flips=True)
+            path, token_cache.cache_key(config, params, flips=True, shifts=shifts, max_shift=4),
+            model, params, lambda: encoded.append(True) or images[: config.data.num_train],
+            tuple(config.data.mean), tuple(config.data.std), flips=True, shifts=shifts,
+            max_shift=4)
         return ids, bool(encoded), [w for w in _warnings(caplog) if "rebuilding" in w]
 
     config.data.num_train = 8
@@ -332,6 +334,12 @@ def test_the_token_cache_is_rebuilt_when_what_made_it_changes(tmp_path, caplog):
     fewer, encoded, logged = load_or_build(config, params)
     assert encoded and fewer.shape[0] == 2 * 4
     assert logged == [f"{path}: rebuilding the token cache: data.num_train changed"]
+
+    config.transformer.cache_shifts = 2
+    shifted, encoded, logged = load_or_build(config, params)
+    assert encoded and shifted.shape[0] == 3 * 2 * 4  # and two shifted copies of each
+    assert logged == [f"{path}: rebuilding the token cache: shifts changed"]
+    np.testing.assert_array_equal(shifted[: 2 * 4], fewer)
 
     config.data.std = (0.25, 0.25, 0.25)
     _, encoded, logged = load_or_build(config, params)

@@ -78,6 +78,9 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.transformer.self_condition = 0.0  # fraction of examples with part of the masked tokens filled by
                                     # the model's own guesses (needs transformer_model.predicted_embedding)
     c.transformer.cache_flips = True  # token cache holds each image and its mirror
+    c.transformer.cache_shifts = 0  # copies of each cached image moved by a random offset (0: none)
+    c.transformer.cache_max_shift = 8  # pixels: largest move of a shifted copy, each axis (edges
+                                    # repeated into the uncovered border)
 
     # Decoding for the sample grids written during training (sample.py has its own flags).
     c.sample = ml_collections.ConfigDict()
@@ -141,6 +144,9 @@ def small16(c):
     c.transformer.update(steps=2500, batch_size=32, lr=1e-3, warmup_steps=100, weight_decay=0.01,
                          label_smoothing=0.0, blob_prob=0.5, schedule="linear", self_condition=0.5,
                          ema_decay=0.999)                   # updates of 32 token sequences
+    # Decoding: fix the code with the most probability around it (bench/RESULTS.md, "Which code to
+    # fix"): kernel width, a fraction of the median squared distance between codes.
+    c.sample.code_kernel = 0.125
     c.log_every, c.checkpoint_every, c.sample_every = 50, 250, 1000  # updates
     c.keep_checkpoints = 20
 

@@ -146,10 +146,13 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, pr
         ckpt.close()
         return state.params
     vq_model = from_config.vqgan(config)
-    ids = token_cache.load_or_build(workdir / "token_cache.npz",
-                                    token_cache.cache_key(config, vq_params, t.cache_flips),
-                                    vq_model, vq_params, train_images_fn, tuple(config.data.mean),
-                                    tuple(config.data.std), t.cache_flips)
+    # .get: configs saved before shifted copies existed resume with none.
+    shifts, max_shift = t.get("cache_shifts", 0), t.get("cache_max_shift", 0)
+    ids = token_cache.load_or_build(
+        workdir / "token_cache.npz",
+        token_cache.cache_key(config, vq_params, t.cache_flips, shifts, max_shift), vq_model,
+        vq_params, train_images_fn, tuple(config.data.mean), tuple(config.data.std), t.cache_flips,
+        shifts, max_shift, config.seed)
     step_fn = mesh_lib.jit_train_step(functools.partial(
         transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
     device_batches = _device_batches(ids, t.batch_size, config.seed, mesh, start, t.steps)

@@ -1,8 +1,8 @@
 """Stage 2 trains on token ids: the dataset is encoded once by the frozen tokenizer and cached.
 
 Re-encoding every step would spend most of stage 2's compute in the VQGAN encoder. The cache holds
-each image and, optionally, its mirror image, and records everything that made it (``cache_key``):
-any change rebuilds it.
+each image and, optionally, its mirror image and copies moved by random offsets (``augment``), and
+records everything that made it (``cache_key``): any change rebuilds it.
 """
 
 import hashlib
@@ -59,10 +59,10 @@ def params_digest(params) -> str:
     return digest.hexdigest()
 
 
-def cache_key(config, tokenizer_params, flips: bool) -> dict:
+def cache_key(config, tokenizer_params, flips: bool, shifts: int = 0, max_shift: int = 0) -> dict:
     """Everything that determines the cached ids: the tokenizer (its parameters, architecture and
     compute dtype) and the images (source, split, count, size, the seed that renders or picks
-    them, the held-out count, normalisation, mirrored copies). A folder's files are named, not hashed: replacing the
+    them, the held-out count, normalisation, mirrored and shifted copies). A folder's files are named, not hashed: replacing the
     images of a folder in place is not seen."""
     d = config.data
     return {"tokenizer_params_sha256": params_digest(tokenizer_params),
@@ -73,7 +73,7 @@ def cache_key(config, tokenizer_params, flips: bool) -> dict:
             # a folder without a held-out sub-folder leaves its last num_eval images out of training
             "data.num_eval": d.num_eval,
             "data.mean": list(d.mean), "data.std": list(d.std), "seed": config.seed,
-            "flips": flips}
+            "flips": flips, "shifts": [shifts, max_shift if shifts else 0]}
 
 
 def _cached(path: Path, key: dict) -> tuple[np.ndarray | None, list[str]]:
@@ -93,8 +93,32 @@ def _cached(path: Path, key: dict) -> tuple[np.ndarray | None, list[str]]:
         return None, [f"(unreadable: {type(e).__name__})"]
 
 
+def shifted(image_HxWxC: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The image moved down by dy and right by dx pixels (negative: up, left), the uncovered border
+    filled by repeating the edge pixels (the background, for an emoji on white)."""
+    h, w = image_HxWxC.shape[:2]
+    pad = max(abs(dy), abs(dx))
+    padded = np.pad(image_HxWxC, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return padded[pad - dy: pad - dy + h, pad - dx: pad - dx + w]
+
+
+def augment(images_NxHxWxC: np.ndarray, flips: bool, shifts: int, max_shift: int,
+            seed: int) -> np.ndarray:
+    """The images, then their mirrors (``flips``), then ``shifts`` copies of all of those, each image
+    moved by its own offset drawn uniformly from [-max_shift, max_shift] on each axis."""
+    if flips:
+        images_NxHxWxC = np.concatenate([images_NxHxWxC, images_NxHxWxC[:, :, ::-1]])
+    rng = np.random.default_rng(seed)
+    copies = [images_NxHxWxC]
+    for _ in range(shifts):
+        offsets = rng.integers(-max_shift, max_shift + 1, size=(len(images_NxHxWxC), 2))
+        copies.append(np.stack([shifted(image, dy, dx)
+                                for image, (dy, dx) in zip(images_NxHxWxC, offsets)]))
+    return np.concatenate(copies)
+
+
 def load_or_build(path: Path, key: dict, model: VQGAN, params, images_fn, mean, std,
-                  flips: bool) -> np.ndarray:
+                  flips: bool, shifts: int = 0, max_shift: int = 0, seed: int = 0) -> np.ndarray:
     """The cached ids at ``path`` if made with the same ``key`` (``cache_key``), else encode and
     save them, saying in one line why a cache there was not used.
 
@@ -105,9 +129,7 @@ def load_or_build(path: Path, key: dict, model: VQGAN, params, images_fn, mean, 
         return ids
     if path.exists():
         logging.warning("%s: rebuilding the token cache: %s changed", path, ", ".join(stale))
-    images = images_fn()
-    if flips:
-        images = np.concatenate([images, images[:, :, ::-1]])
+    images = augment(images_fn(), flips, shifts, max_shift, seed)
     ids = encode_tokens(model, params, images, mean, std)
     if jax.process_index() != 0:
         return ids  # every process encodes the same ids; process 0 alone writes the file
