@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from maskgit_jax import model_files
+from maskgit_jax import masking, model_files
 from maskgit_jax.configs import faces as faces_config
 from maskgit_jax.data import faces
 from maskgit_jax.train import experiment, loop, main, optim, tokenizer_stage, transformer_stage
@@ -75,6 +75,46 @@ TRANSFORMER_FIT = {"transformer.steps": 100, "transformer.lr": 1e-2, "transforme
 def test_transformer_step_lowers_the_loss_on_a_fixed_batch():
     _, _, before, after = _transformer_loss_before_and_after_training(tiny_config(**TRANSFORMER_FIT))
     assert after < 0.9 * before, (before, after)  # chance level is ln(32) = 3.47
+
+
+def test_code_targets_are_the_normalised_kernel_over_code_distances():
+    codebook = np.random.RandomState(0).randn(12, 3)
+    width = 0.05
+    d = ((codebook[:, None] - codebook[None]) ** 2).sum(-1)
+    median = np.median(d[~np.eye(12, dtype=bool)])
+    want = np.exp(-d / (2 * width * median))
+    want /= want.sum(1, keepdims=True)
+    got = np.asarray(transformer_stage.code_targets(jnp.asarray(codebook, jnp.float32), width))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+
+
+def test_the_loss_with_code_targets_is_the_cross_entropy_against_them():
+    """Against a float64 NumPy cross-entropy of the same logits (the masks remade from the rng),
+    label smoothing on top of the code targets."""
+    config = tiny_config(**{"transformer.self_condition": 0.0, "transformer.label_smoothing": 0.1})
+    model, _, opts = experiment.transformer_parts(config)
+    params = experiment.transformer_init(config, None)[0]().params
+    k = model.num_codes
+    rs = np.random.RandomState(3)
+    tokens = rs.randint(0, k, size=(4, model.seq_len))
+    targets_KxK = rs.dirichlet(np.full(k, 0.3), size=k).astype(np.float32)  # rows: any distribution
+    rng = jax.random.key(5)
+    got = transformer_stage.masked_token_loss(params, jnp.asarray(tokens), rng, model=model,
+                                              opts=opts, train=False,
+                                              code_targets_KxK=jnp.asarray(targets_KxK))[0]
+    mask_rng, _ = jax.random.split(rng)
+    grid = int(round(model.seq_len ** 0.5))
+    masked = np.asarray(masking.training_mask(mask_rng, 4, grid, opts.schedule, opts.blob_prob))
+    logits = np.asarray(model.apply({"params": params}, jnp.asarray(np.where(masked, model.mask_id,
+                                                                             tokens))), np.float64)[..., :k]
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    targets = targets_KxK.astype(np.float64)[tokens] * 0.9 + 0.1 / k
+    want = (-(targets * log_p).sum(-1) * masked).sum() / masked.sum()
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    one_hot = transformer_stage.masked_token_loss(params, jnp.asarray(tokens), rng, model=model,
+                                                  opts=opts, train=False)[0]
+    assert abs(float(one_hot) - want) > 1e-3  # the targets matter (100x the tolerance above)
 
 
 def test_fill_with_guesses_fills_only_masked_positions_with_the_guesses():

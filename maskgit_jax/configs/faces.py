@@ -72,6 +72,8 @@ def get_config(arg: str = "lab") -> ml_collections.ConfigDict:
     c.transformer.sample_ema = True  # sample grids and WORKDIR/model use the EMA parameters (when
                                     # ema_decay > 0); False: the raw ones
     c.transformer.label_smoothing = 0.1
+    c.transformer.code_smoothing = 0.0  # > 0: targets spread over near-duplicate codes by a kernel of
+                                    # this width (fraction of the median squared code distance)
     c.transformer.loss_on = "masked"  # "masked" tokens only, or "all"
     c.transformer.schedule = "cosine"  # gamma used to draw how many tokens to mask
     c.transformer.blob_prob = 0.3   # fraction of examples with inpainting-shaped (blob) masks

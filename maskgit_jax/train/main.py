@@ -154,7 +154,8 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, pr
         vq_params, train_images_fn, tuple(config.data.mean), tuple(config.data.std), t.cache_flips,
         shifts, max_shift, config.seed)
     step_fn = mesh_lib.jit_train_step(functools.partial(
-        transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed), mesh)
+        transformer_stage.train_step, model=model, tx=tx, opts=opts, seed=config.seed,
+        code_targets_KxK=_code_targets(config, vq_model, vq_params)), mesh)
     device_batches = _device_batches(ids, t.batch_size, config.seed, mesh, start, t.steps)
     eval_images, eval_known = eval_set
     # The grids decode as the exported model will: its normalisation and decoding defaults.
@@ -180,6 +181,15 @@ def train_transformer(config, workdir: Path, mesh, train_images_fn, eval_set, pr
     return _run("transformer", config, state, start, t, step_fn, device_batches, ckpt, writer,
                 on_sample, lambda state: {"val_loss": val_loss(_sampled_params(config, state))},
                 progress).params
+
+
+def _code_targets(config, vq_model, vq_params):
+    """The (K, K) code-space targets of transformer.code_smoothing (a kernel width), or None."""
+    width = config.transformer.get("code_smoothing", 0.0)  # absent from configs saved before it
+    if width <= 0:
+        return None
+    codebook_KxD = vq_model.apply({"params": vq_params}, method=vq_model.code_vectors)
+    return transformer_stage.code_targets(codebook_KxD, width)
 
 
 def _sampled_params(config, state):

@@ -3,6 +3,12 @@
 Per example: r ~ U(0,1), exactly ceil(gamma(r) * L) tokens replaced by [MASK], cross-entropy on the
 masked positions (or all), optional label smoothing; AdamW, gradient accumulation and EMA.
 
+Code-space targets (``code_targets_KxK``, config transformer.code_smoothing > 0): a tokenizer's
+codebook holds many near-duplicate codes (shades of one colour), and a one-hot target asks the
+model to tell apart codes that the decoder draws almost alike. With this option the target of a
+token is its row of the kernel over code distances (code_space.kernel_matrix), normalised: most of
+the mass on the code, the rest on its near-duplicates, none on codes that look different.
+
 Self-conditioning (``self_condition`` > 0, off in the course recipe): iterative decoding feeds the
 model its own earlier guesses as if they were given tokens, a context it never saw in training. With
 this option a fraction of the examples first run the model once (no gradient) and get a random part
@@ -19,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from maskgit_jax import masking
+from maskgit_jax import code_space, masking
 from maskgit_jax.models.transformer import BidirectionalTransformer
 from maskgit_jax.train import optim
 
@@ -76,11 +82,19 @@ def fill_with_guesses(rng, inputs_BxL, masked_BxL, guesses_BxL, fraction: float)
     return inputs_BxL, masked_BxL & ~predicted_BxL, predicted_BxL
 
 
+def code_targets(codebook_KxD, width: float) -> jnp.ndarray:
+    """(K, K) target distributions, row k for true code k: the code-distance kernel of ``width``
+    (a fraction of the median squared distance between codes), each row normalised to sum 1."""
+    kernel_KxK = code_space.kernel_matrix(codebook_KxD, width)
+    return kernel_KxK / jnp.sum(kernel_KxK, axis=-1, keepdims=True)
+
+
 def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransformer,
-                      opts: MaskedTokenLoss, train: bool = True):
+                      opts: MaskedTokenLoss, train: bool = True, code_targets_KxK=None):
     """Mean cross-entropy over the scored positions and metrics; ``tokens_BxL`` holds real codes.
 
-    train=False: no dropout (the validation loss)."""
+    train=False: no dropout (the validation loss). code_targets_KxK: row k is the target of true
+    code k (``code_targets``); None: one-hot."""
     mask_rng, dropout_rng = jax.random.split(rng)
     batch, seq_len = tokens_BxL.shape
     grid = int(round(seq_len ** 0.5))
@@ -97,7 +111,9 @@ def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransforme
                                predicted_BxL=predicted_BxL, rngs={"dropout": dropout_rng})
     # [MASK] is never a target: score the real codes only.
     logits_BxLxK = logits_BxLxV[..., : model.num_codes]
-    targets = optax.smooth_labels(jax.nn.one_hot(tokens_BxL, model.num_codes), opts.label_smoothing)
+    hard_BxLxK = (jax.nn.one_hot(tokens_BxL, model.num_codes) if code_targets_KxK is None
+                  else jnp.take(code_targets_KxK, tokens_BxL, axis=0))
+    targets = optax.smooth_labels(hard_BxLxK, opts.label_smoothing)
     ce_BxL = optax.softmax_cross_entropy(logits_BxLxK, targets)
     weights_BxL = masked_BxL if opts.loss_on == "masked" else jnp.ones_like(masked_BxL)
     weights_BxL = weights_BxL.astype(jnp.float32)
@@ -110,16 +126,18 @@ def masked_token_loss(params, tokens_BxL, rng, *, model: BidirectionalTransforme
 
 def validation_loss(params, tokens_BxL, rng, *, model: BidirectionalTransformer,
                     opts: MaskedTokenLoss) -> jax.Array:
-    """The training loss without dropout on held-out ``tokens_BxL``; a fixed ``rng`` fixes the masks,
-    so values at different steps differ only by the parameters."""
+    """The cross-entropy with one-hot targets (whatever the training targets), without dropout, on
+    held-out ``tokens_BxL``; a fixed ``rng`` fixes the masks, so values at different steps differ
+    only by the parameters."""
     return masked_token_loss(params, tokens_BxL, rng, model=model, opts=opts, train=False)[0]
 
 
 def train_step(state: TransformerState, tokens_BxL, *, model: BidirectionalTransformer, tx,
-               opts: MaskedTokenLoss, seed: int):
+               opts: MaskedTokenLoss, seed: int, code_targets_KxK=None):
     """One optimizer update over the global batch (in ``grad_accum`` micro-batches)."""
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
-    loss_fn = lambda p, b, r: masked_token_loss(p, b, r, model=model, opts=opts)
+    loss_fn = lambda p, b, r: masked_token_loss(p, b, r, model=model, opts=opts,
+                                                code_targets_KxK=code_targets_KxK)
     loss, metrics, grads = optim.accumulated_value_and_grad(loss_fn, state.params, tokens_BxL, rng,
                                                             opts.grad_accum)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
