@@ -62,8 +62,8 @@ def params_digest(params) -> str:
 def cache_key(config, tokenizer_params, flips: bool, shifts: int = 0, max_shift: int = 0) -> dict:
     """Everything that determines the cached ids: the tokenizer (its parameters, architecture and
     compute dtype) and the images (source, split, count, size, the seed that renders or picks
-    them, the held-out count, normalisation, mirrored and shifted copies). A folder's files are named, not hashed: replacing the
-    images of a folder in place is not seen."""
+    them, the held-out count, normalisation, mirrored and shifted copies). A folder's files are
+    named, not hashed: replacing the images of a folder in place is not seen."""
     d = config.data
     return {"tokenizer_params_sha256": params_digest(tokenizer_params),
             "vqgan": json.loads(config.vqgan.to_json_best_effort()),
