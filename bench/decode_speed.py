@@ -95,16 +95,16 @@ def measure(m: JaxModels, ids_table: report.Table, pass_table: report.Table, ima
         lambda: inpaint.inpaint_batched(m.vqgan, m.vq_params, m.transformer, m.tr_params, images,
                                         known, cfg, jax.random.key(0), batch), repeats=repeats)
     jax_ids_rate = n / timing.seconds(lambda: jax_decode_ids(m, ids, batch), repeats=repeats)
+    # sample.py's default: one more VQ decode and encode per step
+    feedback = dataclasses.replace(cfg, pixel_feedback=True)
+    # the shipped models' defaults: the kernel pick adds a B x L x K x K einsum per step
+    shipped = dataclasses.replace(feedback, decode=dataclasses.replace(cfg.decode,
+                                                                       code_kernel=SHIPPED_KERNEL))
     jax_rows = {False: [("maskgit_jax (jit, fori_loop)", batch, jax_ids_rate)],
                 True: [("maskgit_jax (jit, fori_loop)", batch, pass_rate(cfg)),
-                       # sample.py's default: one more VQ decode and encode per step
-                       ("maskgit_jax, pixel feedback", batch,
-                        pass_rate(dataclasses.replace(cfg, pixel_feedback=True))),
-                       # the shipped models' defaults: the kernel pick adds a B x L x K x K
-                       # einsum per step
+                       ("maskgit_jax, pixel feedback", batch, pass_rate(feedback)),
                        (f"maskgit_jax, pixel feedback, code_kernel {SHIPPED_KERNEL}", batch,
-                        pass_rate(dataclasses.replace(cfg, pixel_feedback=True, decode=dataclasses.replace(
-                            cfg.decode, code_kernel=SHIPPED_KERNEL))))]}
+                        pass_rate(shipped))]}
     mismatch = models.torch_vqgan_mismatch(m)
     for table, with_vqgan in ((ids_table, False), (pass_table, True)):
         rows = list(jax_rows[with_vqgan])
