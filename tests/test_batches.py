@@ -107,7 +107,7 @@ def test_the_augmented_cache_holds_the_images_their_mirrors_and_shifted_copies_o
                  if np.array_equal(copy, _clamped_shift(source, dy, dx))]
         assert len(found) == 1
         offsets.append(found[0])
-    assert len(set(offsets)) > 1  # offsets are drawn per image, not one for all
+    assert len(set(offsets[:6])) > 1  # offsets are drawn per image, not one per copy
     np.testing.assert_array_equal(out, token_cache.augment(images, True, 2, 2, seed=7))
     assert not np.array_equal(out, token_cache.augment(images, True, 2, 2, seed=8))
     np.testing.assert_array_equal(token_cache.augment(images, False, 0, 2, seed=7), images)
