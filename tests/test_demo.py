@@ -258,8 +258,9 @@ def test_page_inpaints_a_painted_stroke_in_a_browser(server, tmp_path):
             page.locator("#download a").first.click()
         result_file = tmp_path / "result.png"
         download.value.save_as(result_file)
-        for close in page.locator(".toast-close").all():  # the earlier messages' toasts
-            close.click()
+        # Close the earlier messages' toasts in one script: they also close themselves after a
+        # few seconds, so a toast listed first may be gone when a locator clicks it (a 30 s wait).
+        page.evaluate("document.querySelectorAll('.toast-close').forEach(b => b.click())")
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
         if os.environ.get("MASKGIT_DEMO_SCREENSHOT"):  # refreshes the README's picture
             page.screenshot(path=str(ROOT / "docs" / "demo.png"), full_page=True)
