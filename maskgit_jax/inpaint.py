@@ -21,11 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from maskgit_jax import decoding, masking, mesh as mesh_lib
+from maskgit_jax import decoding, masking, mesh as mesh_lib, seamless
 from maskgit_jax.data import normalize
 from maskgit_jax.official import decoding as official_decoding
 
-COMPOSITES = ("none", "paste", "blend", "blur")
+COMPOSITES = ("none", "paste", "blend", "blur", "seamless")
 MODES = ("inpaint", "generate", "outpaint")
 
 
@@ -42,7 +42,9 @@ class InpaintConfig:
       from the input; 'blend' = 'paste' with a linear ramp ``blend_width`` pixels wide on the known
       side of each hole border; 'blur' = the official MaskGIT demo's blend: the missing-pixel mask
       Gaussian-blurred (sigma = side / 16 - 1 pixels, the demo's radius) as the decoded image's
-      weight, so the fill fades into the picture on both sides of the border.
+      weight, so the fill fades into the picture on both sides of the border; 'seamless' = 'paste'
+      of a fill that keeps the decoded image's gradients and meets the known pixels without a seam
+      (Poisson seamless cloning, ``seamless.seamless_fill``).
     hole_gray: the value the missing pixels are filled with before encoding (the lab uses gray).
     blend_width: width in pixels of the ramp of 'blend'.
     pixel_feedback: when a decoding step fixes a token that has known pixels in its patch, it fixes
@@ -160,6 +162,9 @@ def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
 def composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -> jnp.ndarray:
     """uint8 composite of the decoded image over the input, by ``cfg.composite``; exact copies where
     the weight is 0 or 1 (integers are exact in float32). Any image size."""
+    if cfg.composite == "seamless":
+        mixed = seamless.seamless_fill(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW)
+        return jnp.clip(jnp.round(mixed), 0, 255).astype(jnp.uint8)
     w_BxHxWx1 = _decoded_weight(known_BxHxW, cfg)[..., None]
     decoded, given = decoded_BxHxWx3.astype(jnp.float32), input_BxHxWx3.astype(jnp.float32)
     mixed = w_BxHxWx1 * decoded + (1 - w_BxHxWx1) * given

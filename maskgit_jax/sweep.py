@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from maskgit_jax import fid, metrics, output_folder, sampling, schedules
+from maskgit_jax import fid, inpaint, metrics, output_folder, sampling, schedules
 from maskgit_jax.cli import boundary
 from maskgit_jax.data import locate
 from maskgit_jax.data.normalize import fill_holes
@@ -44,6 +44,7 @@ class SweepOptions:
     code_kernel: Optional[float] = None  # None: the model's default
     render_temperature: Optional[float] = None  # None: the model's default
     pixel_feedback: Optional[bool] = None  # None: the model's default
+    composite: Optional[str] = None    # None: the model's default (inpaint.COMPOSITES)
     batch_size: int = 64
     seed: int = 0                      # the decoding noise
     test_seed: int = 0                 # which built-in test faces
@@ -85,7 +86,8 @@ def run(opts: SweepOptions) -> list[dict]:
     model = MaskGIT.from_pretrained(opts.model)
     model.decoding.override(choice_temperature=opts.choice_temperature,  # a bad one fails now
                             sample_temperature=opts.sample_temperature,
-                            code_kernel=opts.code_kernel, render_temperature=opts.render_temperature)
+                            code_kernel=opts.code_kernel, render_temperature=opts.render_temperature,
+                            composite=opts.composite)
     test = sampling.test_set(sampling.SampleOptions(output=opts.output, input=opts.input,
                                                     num_builtin=opts.num_builtin,
                                                     test_seed=opts.test_seed),
@@ -109,7 +111,7 @@ def run(opts: SweepOptions) -> list[dict]:
                                sample_temperature=opts.sample_temperature,
                                code_kernel=opts.code_kernel,
                                render_temperature=opts.render_temperature,
-                               pixel_feedback=opts.pixel_feedback)
+                               pixel_feedback=opts.pixel_feedback, composite=opts.composite)
         seconds = time.perf_counter() - start
         rows.append({"schedule": name, "total_iter": total_iter, "sweet_spot": spot or "",
                      **sampling.scores(result, truth, known, true_ids), "seconds": round(seconds, 3)})
@@ -215,6 +217,8 @@ def main(argv=None) -> None:
                    "codes; > 0: as expected code vectors at this temperature (default: the model's)")
     p.add_argument("--pixel_feedback", action=argparse.BooleanOptionalAction,
                    help="re-encode tokens over partly known patches (default: the model's)")
+    p.add_argument("--composite", choices=inpaint.COMPOSITES,
+                   help="how the fill meets the picture (default: the model's)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="the decoding noise")
     p.add_argument("--test_seed", type=int, default=0, help="which built-in test faces")
@@ -233,7 +237,7 @@ def main(argv=None) -> None:
             choice_temperature=a.choice_temperature, sample_temperature=a.sample_temperature,
             code_kernel=a.code_kernel,
             render_temperature=a.render_temperature,
-            pixel_feedback=a.pixel_feedback,
+            pixel_feedback=a.pixel_feedback, composite=a.composite,
             batch_size=a.batch_size, seed=a.seed, test_seed=a.test_seed, fid=a.fid,
             fid_weights=a.fid_weights, overwrite=a.overwrite))
     print(f"wrote {len(rows)} rows to {output}/sweep.csv, sweep.md, sweep.png")
