@@ -38,8 +38,8 @@ def error_by_distance(fill_NxHxWx3, truth_NxHxWx3, distance_NxHxW) -> list[float
 def table(fills: dict, truth: np.ndarray, known: np.ndarray) -> str:
     distance = distance_to_known(known)
     missing = (distance > 0).sum()
-    heads = [f"{lo + .5:g}-{hi - .5:g} px" if np.isfinite(hi) else f"> {lo - .5:g} px"
-             for lo, hi in BINS]
+    name = lambda a, b: f"{a:g} px" if a == b else f"{a:g}-{b:g} px"
+    heads = [name(lo + .5, hi - .5) if np.isfinite(hi) else f"> {lo - .5:g} px" for lo, hi in BINS]
     shares = [((distance > lo) & (distance <= hi)).sum() / missing for lo, hi in BINS]
     lines = ["| fill | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(BINS),
              "| share of the missing pixels | " + " | ".join(f"{s:.1%}" for s in shares) + " |"]

@@ -105,6 +105,10 @@ def test_any_size_keeps_the_known_pixels_exactly(workdir):
     blended = model.inpaint(picture, mask, composite="blend").image
     np.testing.assert_array_equal(blended[~near], picture[~near])
     assert (blended[near & known] != picture[near & known]).any()
+    # 'seamless' keeps every known pixel too, at the picture's size, and shifts the fill to meet them.
+    seamless = model.inpaint(picture, mask, composite="seamless").image
+    np.testing.assert_array_equal(seamless[known], picture[known])
+    assert (seamless[~known] != out[~known]).mean() > 0.5
     # PIL input, float masks, and pictures of different sizes in one call.
     pil = model.inpaint([Image.fromarray(picture), picture[:64, :64]],
                         [known.astype(np.float32), known[:64, :64]])
