@@ -48,7 +48,8 @@ class InpaintConfig:
     hole_gray: the value the missing pixels are filled with before encoding (the lab uses gray).
     blend_width: width in pixels of the ramp of 'blend'.
     pixel_feedback: when a decoding step fixes a token that has known pixels in its patch, it fixes
-      instead the VQ encoding of the step's decoded prediction with the known pixels pasted back,
+      instead the VQ encoding of the step's decoded prediction with the known pixels pasted back
+      (with ``composite='seamless'``: composited seamlessly, the fill shifted to meet them),
       and later steps take that token as given: the known pixels of partly missing patches, which
       the token mask hides from the transformer, reach the decoding (one VQ decode and encode per
       step). False is MaskGIT's decoding as published and the lab's.
@@ -220,8 +221,10 @@ def _inpaint_core(vqgan, vq_vars, transformer, tr_params, filled_BxHxWx3, known_
         # Unknown tokens whose patch holds a known pixel: "missing" pixels of the inverted mask.
         fed_back_BxL = unknown_BxL & masking.pixel_to_token_unknown(~known_BxHxW, vqgan.latent_resolution)
 
-        # Decoded with the input's normalisation, so that encoding inverts it.
-        round_trip = dataclasses.replace(cfg, out_mean=None, out_std=None, composite="paste")
+        # Decoded with the input's normalisation, so that encoding inverts it; composited as the
+        # output is when that keeps the known pixels exact ('seamless'), else pasted.
+        fed_composite = "seamless" if cfg.composite == "seamless" else "paste"
+        round_trip = dataclasses.replace(cfg, out_mean=None, out_std=None, composite=fed_composite)
 
         def feedback(prediction_BxL):
             decoded = decode_images(vqgan, vq_vars, prediction_BxL, round_trip)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from maskgit_jax import decoding, inpaint as ip, masking
+from maskgit_jax import decoding, inpaint as ip, masking, seamless
 from maskgit_jax.data import normalize
 from maskgit_jax.models.transformer import BidirectionalTransformer
 from maskgit_jax.models.vqgan import make_vqgan
@@ -241,12 +241,14 @@ def token_holes(known):
     return patches(~known), patches(~known) & patches(known)
 
 
-def reference_feedback_decode(model, tr_params, images, known, flag_fed_back=False):
+def reference_feedback_decode(model, tr_params, images, known, flag_fed_back=False,
+                              seamless_fill=None):
     """Float32 NumPy re-make of T=2 square decoding with pixel feedback and no noise, from the
     models' own apply functions: step 1 keeps floor(0.75 * u0) least confident tokens masked and
     fixes the rest; a fixed token whose patch has a known pixel becomes the encoding of the decoded
-    prediction with the known pixels pasted back, and step 2 sees it unflagged (given); the other
-    tokens the decoder fixed are flagged as predicted."""
+    prediction with the known pixels pasted back (or, given ``seamless_fill``, that function's
+    fill of it, rounded to uint8), and step 2 sees it unflagged (given); the other tokens the
+    decoder fixed are flagged as predicted."""
     vq = params()[0]
     b = len(images)
     unknown, partial = token_holes(known)
@@ -256,6 +258,8 @@ def reference_feedback_decode(model, tr_params, images, known, flag_fed_back=Fal
         decoded = VQGAN.apply({"params": vq}, prediction.reshape(b, GRID, GRID), method=VQGAN.decode_indices)
         decoded = np.asarray(normalize.denormalize(decoded, MEAN, STD))
         pasted = np.where(known[..., None], filled, decoded)
+        if seamless_fill is not None:
+            pasted = np.clip(np.round(np.asarray(seamless_fill(filled, decoded, known))), 0, 255)
         return encoded_ids(pasted, np.ones_like(known))
 
     def predict(ids, flagged):
@@ -295,6 +299,21 @@ def test_pixel_feedback_against_a_step_by_step_reference():
     plain = ip.inpaint(VQGAN, vq, model, tr_flagged, images, known, config(decode=decode), key)
     assert (plain.ids != got.ids).any()
     np.testing.assert_array_equal(got.ids[~got.unknown_tokens], plain.ids[~plain.unknown_tokens])
+
+
+def test_seamless_composite_feeds_back_the_seamless_fill():
+    """With composite='seamless', the fed-back tokens are encodings of the seamless fill (known
+    pixels exact, the decoded prediction shifted to meet them), not of the pasted prediction."""
+    images, known = make_batch(4, seed=0, corners=(1, 5), sides=(8, 12))
+    vq, tr = params()
+    decode = dataclasses.replace(DECODE, total_iter=2, schedule="square", choice_temperature=0.0)
+    cfg = config(decode=decode, pixel_feedback=True, composite="seamless")
+    got = ip.inpaint(VQGAN, vq, TRANSFORMER, tr, images, known, cfg, jax.random.key(0))
+    fill = lambda given, decoded, k: seamless.seamless_fill(given, np.asarray(decoded, np.float32), k)
+    want, _, _ = reference_feedback_decode(TRANSFORMER, tr, images, known, seamless_fill=fill)
+    np.testing.assert_array_equal(got.ids, want)
+    pasted, _, _ = reference_feedback_decode(TRANSFORMER, tr, images, known)
+    assert (pasted != want).any()  # the two feedbacks differ on these images
 
 
 def test_blur_composite_is_the_gaussian_blurred_hole():
