@@ -4,7 +4,7 @@
     python -m bench.compare_figure --model=faces-small --model=runs/faces --num=8 --out=faces.png
 
 One row each, --num columns. The models decode with their default options (the shipped models:
-square schedule, T=8, pixel feedback, known pixels pasted), the decoding seed 0, the same images
+square schedule, T=8, pixel feedback, seamless compositing), the decoding seed 0, the same images
 and masks as bench.classical_inpaint and the sweep.
 """
 

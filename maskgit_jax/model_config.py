@@ -38,10 +38,10 @@ class DecodingOptions:
     many steps (None: all T); choice_temperature: Gumbel noise scale on the confidences, annealed to
     0; sample_temperature: 0 = argmax tokens, > 0 = sampled at that temperature; confidence: 'prob'
     or 'logprob'; composite: 'none' | 'paste' | 'blend' | 'blur' | 'seamless'; pixel_feedback:
-    re-encode tokens over partly known patches with those pixels; dilate: grow the unknown token region by this many tokens;
-    decoder: 'maskgit_jax' or 'official' (google-research/maskgit's arithmetic); start_iter: the
-    first decoding step run (the official editing mode starts at 2); sampler: 'confidence' or
-    'halton' (tokens fixed in a fixed Halton order); code_kernel: 0 = the most probable code, w > 0
+    re-encode tokens over partly known patches with those pixels; dilate: grow the unknown token
+    region by this many tokens; decoder: 'maskgit_jax' or 'official' (google-research/maskgit's
+    arithmetic); start_iter: the first decoding step run (the official editing mode starts at 2);
+    sampler: 'confidence' or 'halton' (tokens fixed in a fixed Halton order); code_kernel: 0 = the most probable code, w > 0
     = the code with the most probability around it (a Gaussian kernel of squared width w times the
     median squared distance between codes); render_temperature: 0 = predicted tokens drawn as their
     codes, tau > 0 = as the expected code vector under softmax(logits / tau).
