@@ -38,8 +38,8 @@ def error_by_distance(fill_NxHxWx3, truth_NxHxWx3, distance_NxHxW) -> list[float
 def table(fills: dict, truth: np.ndarray, known: np.ndarray) -> str:
     distance = distance_to_known(known)
     missing = (distance > 0).sum()
-    name = lambda a, b: f"{a:g} px" if a == b else f"{a:g}-{b:g} px"
-    heads = [name(lo + .5, hi - .5) if np.isfinite(hi) else f"> {lo - .5:g} px" for lo, hi in BINS]
+    bin_name = lambda a, b: f"{a:g} px" if a == b else f"{a:g}-{b:g} px"
+    heads = [bin_name(lo + .5, hi - .5) if np.isfinite(hi) else f"> {lo - .5:g} px" for lo, hi in BINS]
     shares = [((distance > lo) & (distance <= hi)).sum() / missing for lo, hi in BINS]
     lines = ["| fill | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(BINS),
              "| share of the missing pixels | " + " | ".join(f"{s:.1%}" for s in shares) + " |"]
