@@ -165,10 +165,10 @@ def composite(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW, cfg: InpaintConfig) -
     the weight is 0 or 1 (integers are exact in float32). Any image size."""
     if cfg.composite == "seamless":
         mixed = seamless.seamless_fill(input_BxHxWx3, decoded_BxHxWx3, known_BxHxW)
-        return jnp.clip(jnp.round(mixed), 0, 255).astype(jnp.uint8)
-    w_BxHxWx1 = _decoded_weight(known_BxHxW, cfg)[..., None]
-    decoded, given = decoded_BxHxWx3.astype(jnp.float32), input_BxHxWx3.astype(jnp.float32)
-    mixed = w_BxHxWx1 * decoded + (1 - w_BxHxWx1) * given
+    else:
+        w_BxHxWx1 = _decoded_weight(known_BxHxW, cfg)[..., None]
+        decoded, given = decoded_BxHxWx3.astype(jnp.float32), input_BxHxWx3.astype(jnp.float32)
+        mixed = w_BxHxWx1 * decoded + (1 - w_BxHxWx1) * given
     return jnp.clip(jnp.round(mixed), 0, 255).astype(jnp.uint8)
 
 

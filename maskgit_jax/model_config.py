@@ -41,10 +41,11 @@ class DecodingOptions:
     re-encode tokens over partly known patches with those pixels; dilate: grow the unknown token
     region by this many tokens; decoder: 'maskgit_jax' or 'official' (google-research/maskgit's
     arithmetic); start_iter: the first decoding step run (the official editing mode starts at 2);
-    sampler: 'confidence' or 'halton' (tokens fixed in a fixed Halton order); code_kernel: 0 = the most probable code, w > 0
-    = the code with the most probability around it (a Gaussian kernel of squared width w times the
-    median squared distance between codes); render_temperature: 0 = predicted tokens drawn as their
-    codes, tau > 0 = as the expected code vector under softmax(logits / tau).
+    sampler: 'confidence' or 'halton' (tokens fixed in a fixed Halton order); code_kernel: 0 = the
+    most probable code, w > 0 = the code with the most probability around it (a Gaussian kernel of
+    squared width w times the median squared distance between codes); render_temperature: 0 =
+    predicted tokens drawn as their codes, tau > 0 = as the expected code vector under
+    softmax(logits / tau).
     """
     schedule: str = "square"
     total_iter: int = 8
