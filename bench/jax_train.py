@@ -1,8 +1,9 @@
 """Stage-2 training steps of maskgit_jax as train.py runs them, with switches for the speed-ups.
 
-The default is what training does: cached token ids, the state donated, attention by
-jax.nn.dot_product_attention, batches prefetched to the devices in a thread, and the loss fetched
-one step late (no wait for the device inside the loop). Each switch turns one of those off.
+The default is what training does: cached token ids, the state donated, "auto" attention
+(``models.transformer.resolved_attention``: the heads-first einsum on the CPU), batches prefetched
+to the devices in a thread, and the loss fetched one step late (no wait for the device inside the
+loop). Each switch turns one of those off.
 """
 
 import dataclasses

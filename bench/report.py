@@ -45,19 +45,23 @@ def ratio(new, old):
 
 
 def ceiling_note(config: str, dtype: str, ceiling_tflops: float, flops_per_image: float,
-                 torch_rate: float | None, target: float | None) -> str:
+                 torch_rate: float | None, target: float | None,
+                 more_targets: tuple[tuple[float, float | None, str], ...] = ()) -> str:
     """What the measured matmul rate allows: images/s if every FLOP ran at that rate, and the
-    ``target`` multiple of the PyTorch rate (None: no target) set against it."""
+    ``target`` multiple of the PyTorch rate (None: no target) set against it; ``more_targets``:
+    (multiple, rate, what the rate is) of further targets, e.g. against PyTorch batched."""
     ceiling = ceiling_tflops * 1e12 / flops_per_image
     text = (f"{config}, {dtype}: {flops_per_image / 1e9:.3g} GFLOP per image; at the measured "
             f"matmul rate ({ceiling_tflops:.3g} TFLOP/s) no implementation exceeds "
             f"{fmt(ceiling)} images/s")
     if torch_rate:
         text += f" = {ceiling / torch_rate:.2f}x PyTorch's rate"
-    if torch_rate and target:
-        verdict = "within" if target * torch_rate <= ceiling else "above"
-        text += (f"; the {target:g}x target ({fmt(target * torch_rate)} images/s) lies {verdict} "
-                 "that ceiling")
+    targets = ((target, torch_rate, ""),) + tuple(more_targets)
+    for multiple, rate, what in targets:
+        if multiple and rate:
+            verdict = "within" if multiple * rate <= ceiling else "above"
+            text += (f"; the {multiple:g}x{' ' + what if what else ''} target "
+                     f"({fmt(multiple * rate)} images/s) lies {verdict} that ceiling")
     return text + "."
 
 

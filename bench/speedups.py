@@ -69,13 +69,16 @@ def measure(m: JaxModels, t: report.Table, ids_data: np.ndarray, images: np.ndar
     if m.dtype == "bfloat16":
         row("float32 compute -> bfloat16 compute (float32 parameters)",
             rate(models.jax_models(m.name, "float32"), ids_data, Switches()), base)
-    attentions = ("xla", "cudnn", "auto") if device.accelerator() else ("auto",)
-    einsum = rate(m, ids_data, Switches(attention="einsum"))
-    for attention in attentions:
-        if attention == "cudnn" and m.dtype == "float32":
-            continue  # cuDNN's fused attention takes 16-bit inputs only
-        after = base if attention == "auto" else rate(m, ids_data, Switches(attention=attention))
-        row(f"attention: einsum softmax -> dot_product_attention ({attention})", einsum, after)
+    if device.accelerator():
+        einsum = rate(m, ids_data, Switches(attention="einsum"))
+        for attention in ("xla", "cudnn", "auto"):
+            if attention == "cudnn" and m.dtype == "float32":
+                continue  # cuDNN's fused attention takes 16-bit inputs only
+            after = base if attention == "auto" else rate(m, ids_data, Switches(attention=attention))
+            row(f"attention: einsum softmax -> dot_product_attention ({attention})", einsum, after)
+    else:  # "auto" is the heads-first einsum on the CPU
+        row("attention: dot_product_attention (xla) -> einsum, heads first (auto on the CPU)",
+            rate(m, ids_data, Switches(attention="xla")), base)
     row("training: no donation -> state donated", rate(m, ids_data, Switches(donate=False)), base)
     row("training: loss fetched every step -> one step late",
         rate(m, ids_data, Switches(sync_each_step=True)), base)

@@ -10,6 +10,10 @@ def test_ceiling_note_against_a_hand_computed_case():
     assert "the 5x target (250 images/s) lies above that ceiling" in above
     within = report.ceiling_note("small", "float32", 0.2, 1e9, torch_rate=50.0, target=2.0)
     assert "the 2x target (100 images/s) lies within that ceiling" in within
+    both = report.ceiling_note("small", "float32", 0.2, 1e9, torch_rate=50.0, target=5.0,
+                               more_targets=((1.5, 120.0, "batched PyTorch"),))
+    assert both.endswith("; the 5x target (250 images/s) lies above that ceiling; the 1.5x "
+                         "batched PyTorch target (180 images/s) lies within that ceiling.")
 
 
 def test_ceiling_note_without_a_pytorch_rate_or_a_target():

@@ -98,6 +98,12 @@ def test_every_attention_implementation_matches_the_reference():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=attention)
 
 
+def test_auto_attention_is_the_einsum_on_the_cpu():
+    assert jax.default_backend() == "cpu"  # the tests run on the CPU
+    assert tr.resolved_attention("auto") == "einsum"
+    assert [tr.resolved_attention(a) for a in ("xla", "einsum")] == ["xla", "einsum"]
+
+
 def test_unknown_attention_is_refused():
     model = tr.BidirectionalTransformer(**TINY, attention="flash")
     with pytest.raises(ValueError, match="attention must be one of"):
