@@ -27,8 +27,8 @@ def einsum_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH):
     """softmax(q k^T / sqrt(H)) v spelled out: the (B, N, L, L) weights are materialised.
 
     The heads are moved in front of the positions first, so both products are matmuls batched over
-    (B, N) in the layout XLA's dot kernels take without copies: on a 2-core CPU that ran the forward
-    pass 1.8x (lab-scale) to 4x (small) faster than the same einsums over (B, L, N, H) operands.
+    the leading (B, N) axes, the layout XLA's dot kernels take without copies; the same einsums over
+    (B, L, N, H) operands ran several times slower on a CPU.
     """
     scale = q_BxLxNxH.shape[-1] ** -0.5
     q_BxNxLxH, k_BxNxLxH, v_BxNxLxH = (jnp.swapaxes(x, 1, 2)
@@ -42,8 +42,9 @@ def einsum_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH):
 
 def resolved_attention(attention: str) -> str:
     """The implementation ``attention`` stands for on the default backend: "auto" is "einsum" on the
-    CPU (faster there than ``jax.nn.dot_product_attention`` in training and decoding, see
-    bench/RESULTS.md) and stays "auto" (that function's own choice, cuDNN where it applies) elsewhere."""
+    CPU (faster there than ``jax.nn.dot_product_attention`` in training, level in decoding:
+    ``python -m bench.attention_speed``) and stays "auto" (that function's own choice, cuDNN where
+    it applies) elsewhere."""
     if attention not in ATTENTION:
         raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
     return "einsum" if attention == "auto" and jax.default_backend() == "cpu" else attention
