@@ -18,7 +18,7 @@ import time
 import jax
 import numpy as np
 
-from bench import decode_speed, jax_train, models
+from bench import decode_speed, jax_train, models, report
 from maskgit_jax import mesh as mesh_lib
 
 
@@ -56,13 +56,14 @@ def measure(name: str, attentions: list[str], rounds: int, steps: int, decode_ba
                 start = time.perf_counter()
                 fn()
                 best[a, k] = min(best[a, k], time.perf_counter() - start)
+    images = (steps * train_batch, decode_batch)  # per timing of the training / decoding program
+    rate = lambda a, k: images[k] / best[a, k]
     base = attentions[0]
     rows = []
     for a in attentions:
-        train_ips, decode_ips = steps * train_batch / best[a, 0], decode_batch / best[a, 1]
-        rows.append(f"| {name} | {a} | {train_batch} | {train_ips:,.0f} | "
-                    f"{best[base, 0] / best[a, 0]:.2f}x | {decode_batch} | {decode_ips:,.1f} | "
-                    f"{best[base, 1] / best[a, 1]:.2f}x |")
+        rows.append(f"| {name} | {a} | {train_batch} | {rate(a, 0):,.0f} | "
+                    f"{report.ratio(rate(a, 0), rate(base, 0))} | {decode_batch} | "
+                    f"{rate(a, 1):,.1f} | {report.ratio(rate(a, 1), rate(base, 1))} |")
     return rows
 
 

@@ -120,9 +120,9 @@ def measure(m: JaxModels, ids_table: report.Table, pass_table: report.Table, ima
                       _torch_rate(m, with_vqgan, ids, unknown, images, batch, repeats))]
         elif with_torch and f"{m.name}: {mismatch}" not in table.notes:
             table.notes.append(f"{m.name}: no PyTorch rows: {mismatch}.")
-        torch_one, torch_batched = (next((rate for name, _, rate in rows if name == wanted), None)
-                                    for wanted in ("PyTorch course loop",
-                                                   "PyTorch course loop, batched"))
+        rates = {name: rate for name, _, rate in rows}
+        torch_one, torch_batched = (rates.get("PyTorch course loop"),
+                                    rates.get("PyTorch course loop, batched"))
         for name, b, rate in rows:
             table.add(m.name, m.dtype, n, b, name, rate, n / rate,
                       None if name == "PyTorch course loop" else report.ratio(rate, torch_one))
