@@ -16,7 +16,7 @@ def test_the_step_matmuls_are_three_times_the_forward_flops(name):
     forward = batch * transformer_flops_per_example(seq_len, t.dim, t.depth, t.mlp_dim,
                                                     config.vqgan.num_codes)
     total = lambda mms: sum(mm.flops * mm.count for mm in mms)
-    assert total(mm for mm in matmuls if ":" not in mm.what) == forward
+    assert total(mm for mm in matmuls if mm.forward) == forward
     assert total(matmuls) == 3 * forward
 
 
