@@ -78,10 +78,11 @@ def operands(mm: Matmul, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def timers(mm: Matmul) -> dict:
-    """{library: callable that runs the product once and waits for it}, both already compiled/warm."""
+    """{library: callable that runs the product once on the CPU and waits for it}, both warm."""
     import torch
     a, b = operands(mm)
-    ja, jb = jnp.asarray(a), jnp.asarray(b)
+    cpu = jax.devices("cpu")[0]  # the CPU's kernels, also on a machine with an accelerator
+    ja, jb = jax.device_put(a, cpu), jax.device_put(b, cpu)
     product = jax.jit(jnp.matmul)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     runs = {"XLA": lambda: product(ja, jb).block_until_ready(), "PyTorch": lambda: torch.matmul(ta, tb)}
@@ -103,6 +104,41 @@ def fastest_seconds(runs: dict, rounds: int, calls: int) -> dict:
     return best
 
 
+def timed_matmuls(config, batch_size: int, rounds: int, calls: int) -> list[tuple[Matmul, dict]]:
+    """[(matmul, {library: seconds per product})] for every matmul of a training step."""
+    return [(mm, fastest_seconds(timers(mm), rounds, calls))
+            for mm in step_matmuls(config, batch_size)]
+
+
+def totals(timed: list[tuple[Matmul, dict]]) -> dict:
+    """{"forward" | "step": {library: seconds}}: all the products of a forward pass / of a step."""
+    sums = {"forward": {}, "step": {}}
+    for mm, seconds in timed:
+        for part in ("forward", "step") if mm.forward else ("step",):
+            for name, s in seconds.items():
+                sums[part][name] = sums[part].get(name, 0.0) + s * mm.count
+    return sums
+
+
+def floor_note(config_name: str, what: str, seconds: float, images: int,
+               targets: tuple[tuple[float | None, float | None, str], ...]) -> str:
+    """What the matmul floor allows: ``images`` per ``seconds`` at most, set against each
+    (multiple, PyTorch rate, what the rate is) target (the first rate also as a ratio)."""
+    return report.limit_note(
+        f"{config_name}: the matmuls of {what} alone take {1e3 * seconds:.3g} ms with XLA's "
+        f"CPU kernels at this model's shapes (`bench.matmul_shapes`): at most",
+        images / seconds, "floor", targets[0][1] if targets else None, targets)
+
+
+def cpu_floor_seconds(m: models.JaxModels, batch_size: int, part: str) -> float | None:
+    """Seconds of XLA's CPU kernels for the matmuls of ``part`` ("forward" or "step") of ``m`` at
+    ``batch_size``, a few quick rounds (for ``bench.run``'s notes); None where they do not apply:
+    JAX on an accelerator, or bfloat16 compute (the products here are float32)."""
+    if jax.default_backend() != "cpu" or m.dtype != "float32":
+        return None
+    return totals(timed_matmuls(m.config, batch_size, rounds=3, calls=10))[part]["XLA"]
+
+
 def measure(config_name: str, batch_size: int, rounds: int, calls: int) -> report.Table:
     config = models.config(config_name)
     batch_size = batch_size or config.transformer.batch_size
@@ -110,24 +146,19 @@ def measure(config_name: str, batch_size: int, rounds: int, calls: int) -> repor
         f"The matmuls of one training step of {config_name} (batch {batch_size}), one at a time",
         ["matmul", "shape (batch) m x k x n", "per step", "XLA GFLOP/s", "PyTorch GFLOP/s",
          "XLA / PyTorch"],
-        notes=[f"Each product alone, jitted `jnp.matmul` and `torch.matmul` in float32, in turns, "
-               f"fastest of {rounds} rounds of {calls} calls. 'Forward total' and 'step total': "
-               "the time of all of the forward pass's or the step's products at these rates, the "
-               "matmul floor; the rest (normalisation, softmax, GELU, loss, optimizer) comes on "
-               "top."])
-    totals = {"forward": {"XLA": 0.0, "PyTorch": 0.0}, "step": {"XLA": 0.0, "PyTorch": 0.0}}
-    for mm in step_matmuls(config, batch_size):
-        seconds = fastest_seconds(timers(mm), rounds, calls)
+        notes=[f"Each product alone on the CPU, jitted `jnp.matmul` and `torch.matmul` in float32, "
+               f"in turns, fastest of {rounds} rounds of {calls} calls. 'Forward total' and 'step "
+               "total': the time of all of the forward pass's or the step's products at these "
+               "rates, the matmul floor; the rest (normalisation, softmax, GELU, loss, optimizer) "
+               "comes on top."])
+    timed = timed_matmuls(config, batch_size, rounds, calls)
+    for mm, seconds in timed:
         rates = {name: mm.flops / s / 1e9 for name, s in seconds.items()}
-        for name, s in seconds.items():
-            totals["step"][name] += s * mm.count
-            if mm.forward:
-                totals["forward"][name] += s * mm.count
         shape = f"({mm.batch}) {mm.m} x {mm.k} x {mm.n}" if mm.batch > 1 else f"{mm.m} x {mm.k} x {mm.n}"
         table.add(mm.what, shape, mm.count, rates["XLA"], rates["PyTorch"],
                   report.ratio(rates["XLA"], rates["PyTorch"]))
-    for what, total in totals.items():
-        table.add(f"{what} total (ms)", "", "", total["XLA"] * 1e3, total["PyTorch"] * 1e3,
+    for part, total in totals(timed).items():
+        table.add(f"{part} total (ms)", "", "", total["XLA"] * 1e3, total["PyTorch"] * 1e3,
                   report.ratio(1 / total["XLA"], 1 / total["PyTorch"]))
     return table
 
