@@ -7,7 +7,7 @@ import functools
 import jax
 import numpy as np
 
-from bench import device, matmul_shapes, models, report, timing
+from bench import device, models, report, timing
 from bench.models import JaxModels
 from maskgit_jax import decoding, inpaint, masking
 from maskgit_jax.data.normalize import fill_holes
@@ -127,14 +127,7 @@ def measure(m: JaxModels, ids_table: report.Table, pass_table: report.Table, ima
             table.add(m.name, m.dtype, n, b, name, rate, n / rate,
                       None if name == "PyTorch course loop" else report.ratio(rate, torch_one))
         if not with_vqgan:  # every step runs the transformer over the whole sequence
-            targets = ((device.cpu_target(TARGET_VS_TORCH), torch_one, ""),
-                       (device.cpu_target(TARGET_VS_TORCH_BATCHED), torch_batched, "batched PyTorch"))
             table.notes.append(report.ceiling_note(
                 m.name, m.dtype, device.matmul_ceiling_tflops(m.dtype),
-                TOTAL_ITER * m.forward_flops(), torch_one, target=targets[0][0],
-                more_targets=targets[1:]))
-            floor = matmul_shapes.cpu_floor_seconds(m, batch, "forward") if with_torch else None
-            if floor:
-                table.notes.append(matmul_shapes.floor_note(
-                    m.name, f"T={TOTAL_ITER} decoding of a batch of {batch}", TOTAL_ITER * floor,
-                    batch, targets))
+                TOTAL_ITER * m.forward_flops(), torch_one, device.cpu_target(TARGET_VS_TORCH),
+                ((device.cpu_target(TARGET_VS_TORCH_BATCHED), torch_batched, "batched PyTorch"),)))

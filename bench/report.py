@@ -50,26 +50,18 @@ def ceiling_note(config: str, dtype: str, ceiling_tflops: float, flops_per_image
     """What the measured matmul rate allows: images/s if every FLOP ran at that rate, and the
     ``target`` multiple of the PyTorch rate (None: no target) set against it; ``more_targets``:
     (multiple, rate, what the rate is) of further targets, e.g. against PyTorch batched."""
-    return limit_note(
-        f"{config}, {dtype}: {flops_per_image / 1e9:.3g} GFLOP per image; at the measured matmul "
-        f"rate ({ceiling_tflops:.3g} TFLOP/s) no implementation exceeds",
-        ceiling_tflops * 1e12 / flops_per_image, "ceiling", torch_rate,
-        ((target, torch_rate, ""),) + tuple(more_targets))
-
-
-def limit_note(limit_text: str, limit: float, name: str, torch_rate: float | None,
-               targets: tuple[tuple[float | None, float | None, str], ...]) -> str:
-    """The sentence "{limit_text} {limit} images/s", the limit as a multiple of ``torch_rate``,
-    and each (multiple, rate, what the rate is) target said to lie within or above it (the
-    limit's ``name``: ceiling, floor)."""
-    text = f"{limit_text} {fmt(limit)} images/s"
+    ceiling = ceiling_tflops * 1e12 / flops_per_image
+    text = (f"{config}, {dtype}: {flops_per_image / 1e9:.3g} GFLOP per image; at the measured "
+            f"matmul rate ({ceiling_tflops:.3g} TFLOP/s) no implementation exceeds "
+            f"{fmt(ceiling)} images/s")
     if torch_rate:
-        text += f" = {limit / torch_rate:.2f}x PyTorch's rate"
+        text += f" = {ceiling / torch_rate:.2f}x PyTorch's rate"
+    targets = ((target, torch_rate, ""),) + tuple(more_targets)
     for multiple, rate, what in targets:
         if multiple and rate:
-            verdict = "within" if multiple * rate <= limit else "above"
+            verdict = "within" if multiple * rate <= ceiling else "above"
             text += (f"; the {multiple:g}x{' ' + what if what else ''} target "
-                     f"({fmt(multiple * rate)} images/s) lies {verdict} that {name}")
+                     f"({fmt(multiple * rate)} images/s) lies {verdict} that ceiling")
     return text + "."
 
 

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from bench import device, jax_train, matmul_shapes, models, report, timing
+from bench import device, jax_train, models, report, timing
 from bench.models import JaxModels
 
 # The project's CPU targets (issue 19): training at least this many times the eager PyTorch step.
@@ -58,10 +58,5 @@ def measure(m: JaxModels, t: report.Table, batch: int, steps: int, repeats: int,
         t.add(m.name, m.dtype, batch, name, ips, ips * m.seq_len, tflops,
               None if stated is None else f"{100 * tflops / stated:.1f}%",
               f"{100 * tflops / measured:.1f}%", report.ratio(ips, torch_ips))
-    target = device.cpu_target(TARGETS_VS_TORCH.get(m.name))
     t.notes.append(report.ceiling_note(m.name, m.dtype, device.matmul_ceiling_tflops(m.dtype), flops,
-                                       torch_ips, target))
-    floor = matmul_shapes.cpu_floor_seconds(m, batch, "step") if with_torch else None
-    if floor:
-        t.notes.append(matmul_shapes.floor_note(m.name, f"a training step of {batch}", floor,
-                                                batch, ((target, torch_ips, ""),)))
+                                       torch_ips, device.cpu_target(TARGETS_VS_TORCH.get(m.name))))

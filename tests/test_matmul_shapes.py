@@ -1,8 +1,6 @@
 """bench.matmul_shapes lists every matmul of a training step: the forward ones add up to the model's
 analytic FLOPs, and the backward pass doubles them."""
 
-import types
-
 import pytest
 
 from bench import matmul_shapes, models
@@ -28,18 +26,3 @@ def test_fastest_round_of_each_library(monkeypatch):
     monkeypatch.setattr(matmul_shapes.time, "perf_counter", lambda: next(clock))
     runs = {"a": lambda: None, "b": lambda: None}
     assert matmul_shapes.fastest_seconds(runs, rounds=2, calls=1) == {"a": 1.0, "b": 2.0}
-
-
-def test_floor_note_against_a_hand_computed_case():
-    # 32 images per 80 ms: at most 400 images/s, 1.33x PyTorch's 300; 1.2x (360) is within that
-    # floor, 1.5x (450) above it.
-    note = matmul_shapes.floor_note("small", "a training step of 32", 0.08, 32,
-                                    ((1.2, 300.0, ""), (1.5, 300.0, "other")))
-    assert "take 80 ms" in note and "at most 400 images/s = 1.33x PyTorch's rate" in note
-    assert "the 1.2x target (360 images/s) lies within that floor" in note
-    assert "the 1.5x other target (450 images/s) lies above that floor" in note
-
-
-def test_no_floor_for_bfloat16_compute():
-    m = types.SimpleNamespace(name="tiny", dtype="bfloat16", config=models.config("tiny"))
-    assert matmul_shapes.cpu_floor_seconds(m, 8, "step") is None
