@@ -36,10 +36,7 @@ class Matmul:
     k: int
     n: int
     count: int
-
-    @property
-    def forward(self) -> bool:
-        return ":" not in self.what  # the backward products are named "...: ... gradient"
+    forward: bool = True  # False: a product of the backward pass
 
     @property
     def flops(self) -> float:
@@ -50,8 +47,8 @@ def forward_and_backward(what: str, batch: int, m: int, k: int, n: int, count: i
     """A forward product and its two backward ones: the input's gradient (m, n) @ (n, k) and the
     weight's (k, m) @ (m, n)."""
     return [Matmul(what, batch, m, k, n, count),
-            Matmul(f"{what}: input gradient", batch, m, n, k, count),
-            Matmul(f"{what}: weight gradient", batch, k, m, n, count)]
+            Matmul(f"{what}: input gradient", batch, m, n, k, count, forward=False),
+            Matmul(f"{what}: weight gradient", batch, k, m, n, count, forward=False)]
 
 
 def step_matmuls(config, batch_size: int) -> list[Matmul]:
