@@ -146,6 +146,10 @@ def main() -> None:
     for option in ("rounds", "calls"):
         if getattr(args, option) < 1:
             p.error(f"--{option} must be at least 1")
+    try:
+        import torch  # noqa: F401  (the comparison's other side)
+    except ImportError:
+        p.error("PyTorch is not installed: pip install torch (bench only)")
     table = measure(args.config, args.batch, args.rounds, args.calls)
     command = "python -m bench.matmul_shapes " + " ".join(
         f"--{k}={v}" for k, v in vars(args).items() if k != "out")
