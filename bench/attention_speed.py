@@ -13,12 +13,11 @@ batch of the config's training batch size; decoding: one batch of half-masked ra
 
 import argparse
 import dataclasses
-import time
 
 import jax
 import numpy as np
 
-from bench import decode_speed, jax_train, models, report
+from bench import decode_speed, jax_train, models, report, timing
 from maskgit_jax import mesh as mesh_lib
 
 
@@ -49,13 +48,8 @@ def measure(name: str, attentions: list[str], rounds: int, steps: int, decode_ba
     runs = {a: programs(m, a, mesh, batch, ids, steps) for a in attentions}
     for train, decode in runs.values():  # compile
         train(), decode()
-    best = {(a, k): float("inf") for a in attentions for k in range(2)}
-    for _ in range(rounds):
-        for a in attentions:
-            for k, fn in enumerate(runs[a]):
-                start = time.perf_counter()
-                fn()
-                best[a, k] = min(best[a, k], time.perf_counter() - start)
+    best = timing.fastest_seconds({(a, k): fn for a in attentions for k, fn in enumerate(runs[a])},
+                                  rounds)
     images = (steps * train_batch, decode_batch)  # per timing of the training / decoding program
     rate = lambda a, k: images[k] / best[a, k]
     base = attentions[0]

@@ -16,13 +16,12 @@ the program cannot meet it; only faster kernels can.
 
 import argparse
 import dataclasses
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench import device, models, report
+from bench import device, models, report, timing
 from maskgit_jax.configs import faces
 from maskgit_jax.models import from_config
 
@@ -89,19 +88,6 @@ def timers(mm: Matmul) -> dict:
     return runs
 
 
-def fastest_seconds(runs: dict, rounds: int, calls: int) -> dict:
-    """{library: fastest mean seconds per call over ``rounds`` rounds of ``calls`` calls}, the
-    libraries taking turns within each round."""
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                run()
-            best[name] = min(best[name], (time.perf_counter() - start) / calls)
-    return best
-
-
 def measure(config_name: str, batch_size: int, rounds: int, calls: int) -> report.Table:
     config = models.config(config_name)
     batch_size = batch_size or config.transformer.batch_size
@@ -116,7 +102,7 @@ def measure(config_name: str, batch_size: int, rounds: int, calls: int) -> repor
                "optimizer) comes on top."])
     totals = {"forward": {"XLA": 0.0, "PyTorch": 0.0}, "step": {"XLA": 0.0, "PyTorch": 0.0}}
     for mm in step_matmuls(config, batch_size):
-        seconds = fastest_seconds(timers(mm), rounds, calls)
+        seconds = timing.fastest_seconds(timers(mm), rounds, calls)
         rates = {name: mm.flops / s / 1e9 for name, s in seconds.items()}
         for name, s in seconds.items():
             totals["step"][name] += s * mm.count

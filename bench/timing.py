@@ -30,3 +30,17 @@ def seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, sync=No
         once()
     times = sorted(once() for _ in range(repeats))
     return times[len(times) // 2]
+
+
+def fastest_seconds(runs: dict, rounds: int, calls: int = 1) -> dict:
+    """{key: fastest mean seconds per call of ``runs[key]()`` over ``rounds`` rounds of ``calls``
+    calls}, the callables taking turns within each round: on a shared machine other tenants only
+    ever add time, so the minimum of interleaved runs compares them under the same conditions."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            best[name] = min(best[name], (time.perf_counter() - start) / calls)
+    return best
